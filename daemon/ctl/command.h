@@ -1,0 +1,47 @@
+// kaizenctl command registry. Each command group (model, tokenize, db, adapters, ...)
+// lives in its own file under daemon/ctl/ and registers itself with
+// KAIZEN_CTL_COMMAND; kaizenctl_main.cc dispatches on the first word.
+#pragma once
+
+#include <functional>
+#include <string>
+#include <vector>
+
+namespace kaizen::ctl {
+
+// Exit codes that mean something to scripts.
+enum ExitCode : int {
+  kExitOk = 0,
+  kExitFailure = 1,      // the command ran and failed (I/O error, bad file contents, ...)
+  kExitUsage = 2,        // bad flags or arguments; usage was printed
+  kExitNotFound = 3,     // the named thing (adapter version, record, file) does not exist
+  kExitUnavailable = 4,  // the daemon could not be reached
+  kExitRejected = 5,     // the request was valid but refused (e.g. gate rejected a run)
+};
+
+// args: everything after the group name, e.g. for `kaizenctl db backup --out D`
+// args = {"backup", "--out", "D"}. Returns an ExitCode.
+using CommandFn = std::function<int(const std::vector<std::string>& args)>;
+
+struct CommandGroup {
+  std::string name;     // first word on the command line
+  std::string summary;  // one line for `kaizenctl --help`
+  CommandFn run;
+};
+
+// All registered groups, in registration order. Thread-unsafe; used from main only.
+std::vector<CommandGroup>& command_groups();
+
+struct CommandRegistrar {
+  CommandRegistrar(std::string name, std::string summary, CommandFn run) {
+    command_groups().push_back({std::move(name), std::move(summary), std::move(run)});
+  }
+};
+
+}  // namespace kaizen::ctl
+
+#define KAIZEN_CTL_CONCAT2(a, b) a##b
+#define KAIZEN_CTL_CONCAT(a, b) KAIZEN_CTL_CONCAT2(a, b)
+#define KAIZEN_CTL_COMMAND(name, summary, fn)                                              \
+  static ::kaizen::ctl::CommandRegistrar KAIZEN_CTL_CONCAT(kaizen_ctl_registrar_, __LINE__)( \
+      name, summary, fn)
