@@ -1,0 +1,264 @@
+// storage::Store: kaizen's one RocksDB database (conversations, feedback, training
+// examples, replay buffer, adapters, training runs).
+//
+// Contract for every method:
+//  * Errors come back as Status / Result<T>; nothing throws. Messages name the column
+//    family and key (or directory) involved and can be shown to an operator as is.
+//  * Reads of a record that does not exist return NotFound. Bytes that do not decode
+//    return Corruption; a record or schema written by a newer kaizen returns
+//    NotSupported.
+//  * Durability: writes marked [sync] are fsync'd before they return (feedback, review
+//    decisions, examples, adapters, runs, id reservations). Chat writes (conversations,
+//    messages) go through the WAL without fsync unless StoreOptions::sync_chat_log:
+//    they survive a kill -9 of the process, not a power loss.
+//  * Atomicity: each method that writes several records (feedback + its correction
+//    example, publish = adapter record + old active retired + active pointer) writes
+//    them in one RocksDB WriteBatch: after a crash all of them are there or none.
+//
+// Thread safety: a Store is safe to use from any number of threads at once. Chat
+// writes take no store-level lock; read-modify-write operations (state transitions,
+// import dedupe, publish, the replay reservoir) serialize on an internal mutex. Ids
+// come from in-memory counters backed by reservations in `meta`, so they are unique
+// and increasing across threads and restarts (a restart may skip ids, never reuses).
+//
+// A database directory can be open in only one Store (one process) at a time; a second
+// open returns Busy. Close by destroying the Store.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <random>
+#include <string>
+#include <vector>
+
+#include "storage/records.h"
+#include "storage/status.h"
+
+namespace rocksdb {
+class DB;
+class ColumnFamilyHandle;
+class Cache;
+class WriteBufferManager;
+class WriteBatch;
+}  // namespace rocksdb
+
+namespace kaizen::storage {
+
+class ReplayReservoir;
+class IdAllocator;
+
+// The database schema version this build writes. History:
+//   1: initial column families and records.
+//   2: examples get the 'h' content-hash index (knowledge import dedupe); opening a
+//      version-1 database builds it.
+inline constexpr uint32_t kSchemaVersion = 2;
+
+// Column family names, in DESIGN.md order. RocksDB's "default" CF is created and unused.
+inline constexpr const char* kColumnFamilies[] = {"conversations", "messages", "feedback",
+                                                  "examples",      "replay",   "adapters",
+                                                  "runs",          "meta"};
+
+struct StoreOptions {
+  // Create the database directory (and parents) if it does not exist. When false, a
+  // missing or empty directory is NotFound.
+  bool create_if_missing = true;
+
+  // Shared LRU block cache for all column families, in bytes. Default 64 MiB: kaizen
+  // shares the host with an LLM, so the DB stays small; the hot set is recent chat.
+  size_t block_cache_bytes = 64u << 20;
+
+  // Total memtable memory across all column families (WriteBufferManager), in bytes,
+  // charged to the block cache. Default 64 MiB. Per-CF write buffers are a quarter.
+  size_t write_buffer_bytes = 64u << 20;
+
+  // File descriptors RocksDB may keep open. Default 256; -1 = unlimited.
+  int max_open_files = 256;
+
+  // Background flush/compaction threads. Default 2.
+  int background_threads = 2;
+
+  // fsync chat writes (conversations, messages) too. Default false: the WAL without
+  // fsync survives a crash of kaizend; only a power loss can drop the last messages.
+  bool sync_chat_log = false;
+
+  // Replay reservoir size in example ids. Default 10,000. Changing it for an existing
+  // database keeps the reservoir's slots below the new capacity.
+  uint32_t replay_capacity = 10000;
+
+  // Seed for the reservoir's replacement choices; 0 = from std::random_device.
+  uint64_t replay_seed = 0;
+};
+
+// Pagination. `cursor` 0 = from the start. Newest-first lists return items with ids
+// below the cursor; oldest-first lists items with ids above it. Feed next_cursor back
+// to get the following page.
+struct PageRequest {
+  uint64_t cursor = 0;
+  size_t limit = 50;  // items per page, at least 1; larger values are capped at 1000
+};
+
+template <typename T>
+struct Page {
+  std::vector<T> items;
+  uint64_t next_cursor = 0;  // 0 = this was the last page
+};
+
+// Counts and problems found by Store::verify_records.
+struct VerifyReport {
+  std::map<std::string, uint64_t> records;  // column family -> records decoded
+  std::vector<std::string> problems;        // one line per bad record or broken invariant
+};
+
+// One backup in a backup directory.
+struct BackupDescription {
+  uint32_t id = 0;
+  int64_t timestamp_s = 0;  // creation time, Unix seconds
+  uint64_t size_bytes = 0;
+  uint32_t files = 0;
+};
+
+class Store {
+ public:
+  // Opens (or creates, per options) the database in `dir`, creates missing column
+  // families, checks the schema: a newer schema is NotSupported, an older one is
+  // migrated. Runs left in state running by a crash become interrupted. Errors:
+  // NotFound (missing/empty dir with create_if_missing=false), Busy (locked by another
+  // process or Store), NotSupported (newer schema), IOError, Corruption.
+  static Result<std::unique_ptr<Store>> open(const std::string& dir,
+                                             const StoreOptions& options = {});
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& dir() const { return dir_; }
+  const StoreOptions& options() const { return options_; }
+
+  // --- conversations and messages (chat log: WAL, no fsync by default) ---
+
+  // Assigns id (and created_ms when 0); returns the stored record.
+  Result<Conversation> create_conversation(Conversation conversation);
+  Result<Conversation> get_conversation(uint64_t id);
+  // Newest first (ids are allocated in creation order).
+  Result<Page<Conversation>> list_conversations(const PageRequest& page = {});
+
+  // Assigns id (and created_ms when 0). NotFound if the conversation does not exist,
+  // InvalidArgument for a role other than system/user/assistant.
+  Result<Message> append_message(Message message);
+  Result<Message> get_message(uint64_t id);
+  // Oldest first.
+  Result<Page<Message>> list_messages(uint64_t conversation_id, const PageRequest& page = {});
+
+  // --- feedback and examples [sync] ---
+
+  // Stores the feedback and, when `correction` is given, the correction example, in one
+  // batch; links them both ways (feedback.example_id, example.feedback_id). The message
+  // must exist (NotFound otherwise). Rating must be -1, 0 or +1.
+  Result<Feedback> add_feedback(Feedback feedback, std::optional<Example> correction = {});
+  Result<Feedback> get_feedback(uint64_t id);
+
+  // Stores a new example (id and times assigned). With `dedupe`, an example whose
+  // content hash is already stored is not added: AlreadyExists, message names the id.
+  Result<Example> add_example(Example example, bool dedupe = false);
+  Result<Example> get_example(uint64_t id);
+  // Examples in `state` with id > page.cursor, oldest first: "approved since seq N".
+  Result<Page<Example>> list_examples(ExampleState state, const PageRequest& page = {});
+  // The review queue: pending examples, oldest first.
+  Result<Page<Example>> list_pending_review(const PageRequest& page = {}) {
+    return list_examples(ExampleState::kPending, page);
+  }
+  // Review decision: pending -> approved / rejected, plus the linked feedback's review
+  // state, in one batch. Aborted if the example is not pending.
+  Status review_example(uint64_t id, bool approve, const std::string& reviewer);
+  // After a run: approved -> trained (first_adapter_version = version) and each example
+  // offered to the replay reservoir, in one batch. Examples already trained are skipped;
+  // other states are Aborted (nothing written).
+  Status mark_trained(const std::vector<uint64_t>& example_ids, uint64_t adapter_version);
+
+  // --- replay buffer (reservoir over every example ever trained) ---
+
+  struct ReplayStats {
+    uint64_t seen = 0;      // examples ever offered
+    uint32_t size = 0;      // slots filled: min(seen, capacity)
+    uint32_t capacity = 0;
+    std::map<ExampleSource, uint32_t> by_source;
+  };
+  ReplayStats replay_stats() const;
+  // Up to k distinct entries drawn uniformly from the reservoir.
+  std::vector<ReplayEntry> sample_replay(size_t k, uint64_t seed) const;
+  // Up to quota[s] entries per source s, each drawn uniformly within its source.
+  std::vector<ReplayEntry> sample_replay_stratified(const std::map<ExampleSource, size_t>& quota,
+                                                    uint64_t seed) const;
+
+  // --- adapters [sync] ---
+
+  // Reserves the next adapter version (durable: never handed out twice).
+  Result<uint64_t> allocate_adapter_version();
+  // Writes a candidate / rejected adapter record (state must not be active).
+  Status put_adapter(const Adapter& adapter);
+  // One batch: the adapter record in state active, the previous active adapter retired,
+  // and the active pointer moved to it. The version must come from
+  // allocate_adapter_version (or be an existing record being re-activated).
+  Status publish_adapter(Adapter adapter);
+  // Rollback / roll forward to an existing version (not rejected). One batch as above.
+  Status set_active_adapter(uint64_t version);
+  // 0 when no adapter is active (the base model serves).
+  Result<uint64_t> active_adapter_version();
+  Result<Adapter> get_adapter(uint64_t version);
+  Status set_adapter_pinned(uint64_t version, bool pinned);
+  Result<Page<Adapter>> list_adapters(const PageRequest& page = {});  // newest first
+
+  // --- training runs [sync] ---
+
+  Result<Run> create_run(Run run);     // assigns id, started_ms; state running
+  Status update_run(const Run& run);   // NotFound if it does not exist
+  Result<Run> get_run(uint64_t id);
+  Result<Page<Run>> list_runs(const PageRequest& page = {});  // newest first
+
+  // --- maintenance ---
+
+  // Decodes every record of every column family and checks cross-record invariants
+  // (index entries point at records, one active adapter, feedback <-> example links).
+  Status verify_records(VerifyReport* report);
+
+  // Adds a backup of the live database to `backup_dir` (RocksDB BackupEngine;
+  // incremental: files shared with earlier backups are not copied again). Flushes first.
+  Status backup(const std::string& backup_dir, BackupDescription* created = nullptr);
+  // Restores the latest backup in `backup_dir` into `db_dir`, replacing its contents.
+  // The database must not be open (Busy if it is).
+  static Status restore(const std::string& backup_dir, const std::string& db_dir);
+  // Lists the backups and verifies each one's file sizes and checksums.
+  // NotFound if `backup_dir` holds no backups; Corruption names the bad backup.
+  static Result<std::vector<BackupDescription>> verify_backup(const std::string& backup_dir);
+
+ private:
+  struct Handles;
+  Store(std::string dir, const StoreOptions& options);
+  Status open_db();
+  Status check_schema();
+  Status migrate_from(uint32_t version);
+  Status interrupt_stale_runs();
+  Status write(rocksdb::WriteBatch* batch, bool sync);
+  template <typename T>
+  Result<T> get_record(int cf, const std::string& key, const std::string& where);
+  Result<uint64_t> next_id(int kind);
+  Status put_example_records(rocksdb::WriteBatch* batch, const Example& example,
+                             const Example* previous);
+  Status activate_in_batch(rocksdb::WriteBatch* batch, Adapter* adapter);
+
+  std::string dir_;
+  StoreOptions options_;
+  std::shared_ptr<rocksdb::Cache> cache_;
+  std::shared_ptr<rocksdb::WriteBufferManager> write_buffers_;
+  std::unique_ptr<Handles> h_;  // DB and column family handles
+  std::vector<std::unique_ptr<IdAllocator>> ids_;
+  std::unique_ptr<ReplayReservoir> replay_;
+  // Serializes read-modify-write sequences: example state transitions and dedupe,
+  // adapter records and the active pointer, the replay reservoir's slots and seen count.
+  mutable std::mutex write_mu_;
+};
+
+}  // namespace kaizen::storage
