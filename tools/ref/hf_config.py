@@ -138,12 +138,13 @@ def load_config(model_dir):
     return config_from_dict(raw)
 
 
-def rope_inv_freq(cfg):
-    """inv_freq as transformers.modeling_rope_utils computes it:
+def rope_inv_freq(cfg, dtype=torch.float32):
+    """inv_freq as transformers.modeling_rope_utils computes it (in float32):
     _compute_default_rope_parameters, _compute_linear_scaling_rope_parameters,
-    _compute_llama3_parameters. All three have attention_factor 1."""
+    _compute_llama3_parameters. All three have attention_factor 1. dtype float64 is
+    for the float64 test mode only."""
     dim = cfg.head_dim
-    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, dim, 2, dtype=torch.int64).float() / dim))
+    inv_freq = 1.0 / (cfg.rope_theta ** (torch.arange(0, dim, 2, dtype=torch.int64).to(dtype) / dim))
     s = cfg.rope_scaling
     if s is None:
         return inv_freq

@@ -33,10 +33,16 @@ class RMSNorm(nn.Module):
 
     def forward(self, x):
         input_dtype = x.dtype
-        h = x.to(torch.float32)
+        h = x.to(_compute_dtype(input_dtype))
         variance = h.pow(2).mean(-1, keepdim=True)
         h = h * torch.rsqrt(variance + self.eps)
         return self.weight * h.to(input_dtype)
+
+
+def _compute_dtype(dtype):
+    """HF computes norms and RoPE in float32. float64 (a test-only mode, for finite
+    differences) stays float64 instead of being rounded to float32."""
+    return torch.float64 if dtype == torch.float64 else torch.float32
 
 
 def rotate_half(x):
@@ -47,8 +53,9 @@ def rotate_half(x):
 
 def rotary_cos_sin(inv_freq, position_ids, dtype):
     """Qwen3RotaryEmbedding.forward: (B, T) positions -> cos, sin (B, T, D), computed in fp32."""
-    inv = inv_freq[None, :, None].float().expand(position_ids.shape[0], -1, 1)  # (B, D/2, 1)
-    pos = position_ids[:, None, :].float()  # (B, 1, T)
+    cdt = _compute_dtype(dtype)
+    inv = inv_freq[None, :, None].to(cdt).expand(position_ids.shape[0], -1, 1)  # (B, D/2, 1)
+    pos = position_ids[:, None, :].to(cdt)  # (B, 1, T)
     freqs = (inv @ pos).transpose(1, 2)  # (B, T, D/2)
     emb = torch.cat((freqs, freqs), dim=-1)  # (B, T, D)
     return emb.cos().to(dtype), emb.sin().to(dtype)
@@ -119,7 +126,7 @@ class Attention(nn.Module):
         k, v = repeat_kv(k, n_rep), repeat_kv(v, n_rep)  # (B, H, S, D)
         scores = torch.matmul(q, k.transpose(2, 3)) * self.scaling  # (B, H, T, S)
         scores = scores.masked_fill(~allowed[:, None], torch.finfo(scores.dtype).min)
-        probs = F.softmax(scores, dim=-1, dtype=torch.float32).to(q.dtype)
+        probs = F.softmax(scores, dim=-1, dtype=_compute_dtype(q.dtype)).to(q.dtype)
         out = torch.matmul(probs, v).transpose(1, 2).reshape(b, t, -1)  # (B, T, H*D)
         return self.o_proj(out)
 
@@ -163,7 +170,9 @@ class CausalLM(nn.Module):
         self.config = cfg
         self.model = DecoderModel(cfg, device)
         self.lm_head = nn.Linear(cfg.hidden_size, cfg.vocab_size, bias=False, device=device)
-        self.register_buffer("inv_freq", rope_inv_freq(cfg), persistent=False)
+        # Plain attributes, not buffers: Module.to(dtype) must not round them.
+        self.inv_freq = rope_inv_freq(cfg)  # float32, as HF computes it
+        self.inv_freq64 = rope_inv_freq(cfg, torch.float64)  # for the float64 test mode
         self.tie()
 
     def tie(self):
@@ -172,7 +181,7 @@ class CausalLM(nn.Module):
 
     def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None,
                 return_hidden=False):
-        """input_ids (B, T) -> float32 logits (B, T, V).
+        """input_ids (B, T) -> float32 logits (B, T, V) (float64 for a float64 model).
 
         attention_mask: (B, S) over past + new tokens, or (B, T) over the new ones only
         (the cached mask is prepended); None = all real. position_ids: (B, T); None =
@@ -198,19 +207,20 @@ class CausalLM(nn.Module):
         allowed = causal[None] & attention_mask[:, None, :].bool()  # (B, T, S)
 
         h = self.model.embed_tokens(input_ids)  # (B, T, C)
-        cos, sin = rotary_cos_sin(self.inv_freq, position_ids, h.dtype)
+        inv_freq = self.inv_freq64 if h.dtype == torch.float64 else self.inv_freq
+        cos, sin = rotary_cos_sin(inv_freq, position_ids, h.dtype)
         hidden = [h]
         for layer in self.model.layers:
             h = layer(h, cos, sin, allowed, cache)
             hidden.append(h)
         h = self.model.norm(h)
         hidden.append(h)
-        logits = self.lm_head(h).float()  # (B, T, V)
+        logits = self.lm_head(h).to(_compute_dtype(h.dtype))  # (B, T, V) float32 (float64 mode: float64)
         return (logits, hidden) if return_hidden else logits
 
 
 def expected_weight_names(model):
-    names = [n for n in model.state_dict() if not n.endswith("inv_freq")]
+    names = list(model.state_dict())
     if model.config.tie_word_embeddings:
         names.remove("lm_head.weight")
     return names
@@ -246,7 +256,6 @@ def load_model(model_dir, dtype=torch.float32):
     model.to_empty(device="cpu")
     model.to(dtype)
     model.tie()  # to_empty/to may have split the shared tensor
-    model.inv_freq = rope_inv_freq(cfg)  # to_empty left it uninitialised; HF keeps it fp32
     load_weights(model, tensors)
     model.eval()
     for p in model.parameters():
