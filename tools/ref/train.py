@@ -76,7 +76,8 @@ def load_batch(path, vocab_size):
 
 def causal_lm_loss(logits, labels):
     """logits (B, T, V), labels (B, T) -> mean cross entropy of logits[:, t] vs labels[:, t+1]."""
-    shift_logits = logits[:, :-1, :].float().reshape(-1, logits.shape[-1])  # (B*(T-1), V)
+    dtype = torch.float64 if logits.dtype == torch.float64 else torch.float32  # HF: logits.float()
+    shift_logits = logits[:, :-1, :].to(dtype).reshape(-1, logits.shape[-1])  # (B*(T-1), V)
     shift_labels = labels[:, 1:].reshape(-1)  # (B*(T-1))
     return F.cross_entropy(shift_logits, shift_labels, ignore_index=IGNORE_INDEX, reduction="mean")
 
