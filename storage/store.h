@@ -163,6 +163,11 @@ class Store {
   // Stores a new example (id and times assigned). With `dedupe`, an example whose
   // content hash is already stored is not added: AlreadyExists, message names the id.
   Result<Example> add_example(Example example, bool dedupe = false);
+  // Adds many examples in one synced batch (ids assigned in order). Returns one id per
+  // input; with `dedupe`, 0 marks an example whose content was already stored (or
+  // appeared earlier in the same call). InvalidArgument names the first bad example;
+  // then nothing is written.
+  Result<std::vector<uint64_t>> add_examples(std::vector<Example> examples, bool dedupe);
   Result<Example> get_example(uint64_t id);
   // Examples in `state` with id > page.cursor, oldest first: "approved since seq N".
   Result<Page<Example>> list_examples(ExampleState state, const PageRequest& page = {});
@@ -243,8 +248,19 @@ class Store {
   Status interrupt_stale_runs();
   Status write(rocksdb::WriteBatch* batch, bool sync);
   template <typename T>
-  Result<T> get_record(int cf, const std::string& key, const std::string& where);
+  Result<T> get_record(int cf, const std::string& key);
   Result<uint64_t> next_id(int kind);
+  // Rows of `cf` whose key is `prefix` + u64 BE id, one page in id order.
+  struct Row {
+    uint64_t id;
+    std::string value;
+  };
+  Result<std::vector<Row>> scan_page(int cf, const std::string& prefix, const PageRequest& page,
+                                     bool newest_first, uint64_t* next_cursor);
+  template <typename T>
+  Result<Page<T>> list_records(int cf, const std::string& prefix, const PageRequest& page,
+                               bool newest_first);
+  Status load_replay();
   Status put_example_records(rocksdb::WriteBatch* batch, const Example& example,
                              const Example* previous);
   Status activate_in_batch(rocksdb::WriteBatch* batch, Adapter* adapter);
