@@ -180,13 +180,14 @@ class CausalLM(nn.Module):
             self.lm_head.weight = self.model.embed_tokens.weight
 
     def forward(self, input_ids, attention_mask=None, position_ids=None, cache=None,
-                return_hidden=False):
+                return_hidden=False, logits_to_keep=0):
         """input_ids (B, T) -> float32 logits (B, T, V) (float64 for a float64 model).
 
         attention_mask: (B, S) over past + new tokens, or (B, T) over the new ones only
         (the cached mask is prepended); None = all real. position_ids: (B, T); None =
         cumsum(mask) - 1. cache: a KVCache, extended in place. return_hidden: also return
         the residual stream [embeddings, after each layer..., after the final norm].
+        logits_to_keep: as HF, > 0 computes logits for the last that many positions only.
         """
         b, t = input_ids.shape
         past = cache.length() if cache is not None else 0
@@ -215,7 +216,8 @@ class CausalLM(nn.Module):
             hidden.append(h)
         h = self.model.norm(h)
         hidden.append(h)
-        logits = self.lm_head(h).to(_compute_dtype(h.dtype))  # (B, T, V) float32 (float64 mode: float64)
+        kept = h[:, -logits_to_keep:] if logits_to_keep > 0 else h
+        logits = self.lm_head(kept).to(_compute_dtype(h.dtype))  # (B, T, V) float32 (float64 mode: float64)
         return (logits, hidden) if return_hidden else logits
 
 

@@ -58,7 +58,7 @@ def greedy_generate(model, ids, max_tokens, eos_ids=()):
     """Greedy decoding with the KV cache. Returns the new tokens; an eos token is
     included and ends generation (as transformers' generate does)."""
     cache = KVCache(model.config.num_hidden_layers)
-    logits = model(torch.tensor([ids], dtype=torch.long), cache=cache)[0, -1]
+    logits = model(torch.tensor([ids], dtype=torch.long), cache=cache, logits_to_keep=1)[0, -1]
     new = []
     for _ in range(max_tokens):
         tok = int(torch.argmax(logits).item())

@@ -161,8 +161,9 @@ def cmd_bench(args):
     from bench import bench_inference
 
     model = load(args)
-    result = bench_inference(model, args.prefill, args.decode, args.seed)
-    result.update({"threads": torch.get_num_threads(), "dtype": args.dtype, "torch": torch.__version__})
+    result = bench_inference(model, args.prefill, args.decode, args.seed, args.matvec)
+    result.update({"threads": torch.get_num_threads(), "dtype": args.dtype, "torch": torch.__version__,
+                   "matvec": args.matvec})
     emit(result)
 
 
@@ -252,6 +253,7 @@ def build_parser():
     s.add_argument("--prefill", type=int, default=512)
     s.add_argument("--decode", type=int, default=64)
     s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--matvec", action="store_true", help="single-row linear as torch.mv (faster)")
 
     s = model_cmd("bench-train", cmd_bench_train, adapter=False, threads=2)
     s.add_argument("--batch-tokens", type=int, default=512)

@@ -110,9 +110,12 @@ class CliTest(TempDirTest, unittest.TestCase):
 
     def test_bench_commands(self):
         model = self.write_model(arch="llama", seed=2)
-        b = self.ok("bench", "--model", model, "--threads", "1", "--prefill", "16", "--decode", "4")
-        self.assertGreater(b["prefill_tokens_per_s"], 0)
-        self.assertGreater(b["decode_tokens_per_s"], 0)
+        for extra in ([], ["--matvec"]):
+            b = self.ok("bench", "--model", model, "--threads", "1", "--prefill", "16", "--decode", "4",
+                        *extra)
+            self.assertGreater(b["prefill_tokens_per_s"], 0)
+            self.assertGreater(b["decode_tokens_per_s"], 0)
+            self.assertEqual(b["matvec"], bool(extra))
         t = self.ok("bench-train", "--model", model, "--threads", "1", "--batch-tokens", "32",
                     "--steps", "2", "--rank", "4")
         self.assertGreater(t["tokens_per_s"], 0)

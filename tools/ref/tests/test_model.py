@@ -95,6 +95,19 @@ class DecoderTest(TempDirTest, unittest.TestCase):
         stop = greedy_generate(model, prompt, 6, eos_ids=(new[2],))
         self.assertEqual(stop, new[: new.index(new[2]) + 1])
 
+    def test_matvec_linear_same_logits(self):
+        from bench import matvec_linear
+        model = small_model("qwen2", seed=9, hidden=32, head_dim=8)
+        cache_a, cache_b = KVCache(2), KVCache(2)
+        with torch.inference_mode():
+            model(torch.tensor([[1, 2, 3]]), cache=cache_a)
+            a = model(torch.tensor([[4]]), cache=cache_a)
+            with matvec_linear():
+                model(torch.tensor([[1, 2, 3]]), cache=cache_b)
+                b = model(torch.tensor([[4]]), cache=cache_b)
+        self.assertLess((a - b).abs().max().item(), 1e-5)
+        self.assertIs(torch.nn.functional.linear, torch._C._nn.linear)
+
     def test_load_from_disk_and_hidden_names(self):
         path = self.write_model(arch="qwen3", seed=7)
         model = load_model(path)
