@@ -165,9 +165,10 @@ Status Store::verify_records(VerifyReport* report) {
     std::map<uint64_t, uint64_t> index;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       const std::string key = it->key().ToString();
-      if (key[0] == 'm') {
+      if (key[0] == 'm' && key.size() == 17) {
         Message m;
-        if (check_decode(*it, kCfMessages, report, &m)) rows.insert(m.id);
+        check_decode(*it, kCfMessages, report, &m);
+        rows.insert(*keys::get_u64(key, 9));
       } else if (key[0] == 'x') {
         auto conv = keys::get_u64(it->value().ToStringView());
         if (conv) index[*keys::get_u64(key, 1)] = *conv;
