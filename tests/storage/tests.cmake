@@ -7,3 +7,11 @@ if(TARGET test_storage)
                        ENVIRONMENT "KAIZEN_CRASH_KILLS=500;${KAIZEN_TEST_ENV}"
                        LABELS "storage;soak" TIMEOUT 1800)
 endif()
+
+# kaizenctl db backup / restore / verify / import, end to end.
+if(TARGET kaizenctl)
+  add_test(NAME storage_kaizenctl_db
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/kaizenctl_db_test.sh)
+  set_tests_properties(storage_kaizenctl_db PROPERTIES ENVIRONMENT "${KAIZEN_TEST_ENV}"
+                       LABELS "storage" TIMEOUT 120)
+endif()
