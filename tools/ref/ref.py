@@ -53,6 +53,8 @@ def cmd_logits(args):
 
     if (args.ids is None) == (args.batch_json is None):
         raise InputError("give exactly one of --ids and --batch-json")
+    if args.hidden and args.ids is None:
+        raise InputError("--hidden works with --ids only")
     model = load(args)
     vocab = model.config.vocab_size
     if args.ids is not None:

@@ -4,10 +4,11 @@ import unittest
 
 import torch
 
+from errors import InputError
 from hf_config import config_from_dict, rope_inv_freq
-from hf_model import KVCache, load_model
+from hf_model import CausalLM, KVCache, expected_weight_names, load_model
 from infer import greedy_generate, logits_batch, logits_cached, logits_single
-from safetensors_io import read_safetensors
+from safetensors_io import read_safetensors, write_safetensors
 from tests import numpy_peer
 from tests.util import TempDirTest, small_model
 from tiny_model import tiny_config
@@ -125,6 +126,61 @@ class DecoderTest(TempDirTest, unittest.TestCase):
         bf16 = logits_single(load_model(path, torch.bfloat16), [1, 2, 3, 4])
         self.assertEqual(bf16.dtype, torch.float32)
         self.assertLess((f32 - bf16).abs().max().item(), 0.1 * f32.abs().max().item())
+
+
+QWEN3_0_6B_CONFIG = {  # the published Qwen/Qwen3-0.6B config.json
+    "architectures": ["Qwen3ForCausalLM"], "attention_bias": False, "attention_dropout": 0.0,
+    "bos_token_id": 151643, "eos_token_id": 151645, "head_dim": 128, "hidden_act": "silu",
+    "hidden_size": 1024, "initializer_range": 0.02, "intermediate_size": 3072,
+    "max_position_embeddings": 40960, "max_window_layers": 28, "model_type": "qwen3",
+    "num_attention_heads": 16, "num_hidden_layers": 28, "num_key_value_heads": 8,
+    "rms_norm_eps": 1e-06, "rope_scaling": None, "rope_theta": 1000000, "sliding_window": None,
+    "tie_word_embeddings": True, "torch_dtype": "bfloat16", "transformers_version": "4.51.0",
+    "use_cache": True, "use_sliding_window": False, "vocab_size": 151936}
+
+
+class ConfigTest(TempDirTest, unittest.TestCase):
+    def test_qwen3_0_6b(self):
+        cfg = config_from_dict(QWEN3_0_6B_CONFIG)
+        self.assertEqual((cfg.arch, cfg.head_dim, cfg.tie_word_embeddings, cfg.qk_norm, cfg.qkv_bias),
+                         ("qwen3", 128, True, True, False))
+        self.assertEqual(cfg.rope_theta, 1e6)
+        model = CausalLM(cfg, device="meta")
+        shapes = {k: tuple(v.shape) for k, v in model.state_dict().items()}
+        self.assertEqual(shapes["model.layers.27.self_attn.q_proj.weight"], (2048, 1024))
+        self.assertEqual(shapes["model.layers.0.self_attn.k_proj.weight"], (1024, 1024))
+        self.assertEqual(shapes["model.layers.0.self_attn.q_norm.weight"], (128,))
+        self.assertNotIn("lm_head.weight", expected_weight_names(model))
+
+    def test_refusals(self):
+        for patch in [{"architectures": ["GPT2LMHeadModel"], "model_type": "gpt2"},
+                      {"use_sliding_window": True}, {"hidden_act": "gelu"},
+                      {"rope_scaling": {"rope_type": "yarn", "factor": 4.0}},
+                      {"num_key_value_heads": 3}, {"hidden_size": None}]:
+            with self.assertRaises(InputError, msg=patch):
+                config_from_dict({**QWEN3_0_6B_CONFIG, **patch})
+
+    def test_bf16_checkpoint_loads_as_float32(self):
+        path = self.write_model(arch="qwen3", seed=10)
+        st = os.path.join(path, "model.safetensors")
+        tensors, _ = read_safetensors(st)
+        write_safetensors(st, {k: v.bfloat16() for k, v in tensors.items()})
+        model = load_model(path)
+        w = model.model.layers[0].mlp.up_proj.weight
+        self.assertEqual(w.dtype, torch.float32)
+        self.assertTrue(torch.equal(w, tensors["model.layers.0.mlp.up_proj.weight"].bfloat16().float()))
+
+    def test_missing_and_misshaped_weights(self):
+        path = self.write_model(arch="llama", seed=11)
+        st = os.path.join(path, "model.safetensors")
+        tensors, _ = read_safetensors(st)
+        key = "model.layers.1.mlp.down_proj.weight"
+        write_safetensors(st, {**tensors, key: torch.zeros(3, 3)})
+        with self.assertRaisesRegex(InputError, "down_proj"):
+            load_model(path)
+        write_safetensors(st, {k: v for k, v in tensors.items() if k != key})
+        with self.assertRaisesRegex(InputError, "lacks"):
+            load_model(path)
 
 
 class RopeTest(unittest.TestCase):
