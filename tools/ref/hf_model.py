@@ -217,7 +217,7 @@ class CausalLM(nn.Module):
         h = self.model.norm(h)
         hidden.append(h)
         kept = h[:, -logits_to_keep:] if logits_to_keep > 0 else h
-        logits = self.lm_head(kept).to(_compute_dtype(h.dtype))  # (B, T, V) float32 (float64 mode: float64)
+        logits = self.lm_head(kept).to(_compute_dtype(h.dtype))  # (B, T, V)
         return (logits, hidden) if return_hidden else logits
 
 

@@ -106,7 +106,10 @@ class LoraConfig:
 
 def matches_target(module_name, targets):
     """BaseTuner._check_target_module_exists: a regex string must fullmatch the module
-    path; a list matches an exact path or a path ending in '.<target>'."""
+    path; a list matches an exact path or a path ending in '.<target>'; "all-linear"
+    (tuners_utils._maybe_include_all_linear_layers) is every linear but the output layer."""
+    if targets == "all-linear":
+        return module_name != "lm_head"
     if isinstance(targets, str):
         return re.fullmatch(targets, module_name) is not None
     return module_name in targets or any(module_name.endswith("." + t) for t in targets)

@@ -121,6 +121,9 @@ class LoraTest(TempDirTest, unittest.TestCase):
         self.assertEqual(len(names), 4)
         self.assertEqual(model.model.layers[1].self_attn.k_proj.lora_A.weight.shape[0], 3)
         self.assertEqual(model.model.layers[1].self_attn.q_proj.lora_A.weight.shape[0], 2)
+        everything = small_model(seed=0)
+        self.assertEqual(inject(everything, LoraConfig(r=2, target_modules="all-linear")), 2 * 7)
+        self.assertIsInstance(everything.lm_head, torch.nn.Linear)
 
 
 if __name__ == "__main__":
