@@ -1,0 +1,149 @@
+#include "learning/generate/generator.h"
+
+#include <algorithm>
+#include <stdexcept>
+
+#include <torch/torch.h>
+
+namespace kaizen::generate {
+
+namespace {
+double ms_since(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t).count();
+}
+}  // namespace
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kCancelled: return "cancelled";
+  }
+  return "?";
+}
+
+Generation::Generation(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
+                       std::vector<int64_t> prompt, const adapter::Adapter* adapter,
+                       GenerateOptions options, const model::KVCache* prefix)
+    : decoder_(decoder),
+      tokenizer_(tokenizer),
+      history_(std::move(prompt)),
+      adapter_(adapter),
+      options_(std::move(options)),
+      sampler_(options_.sampling),
+      stream_(tokenizer, /*skip_special=*/true),
+      cache_(prefix ? prefix->slice(0, prefix->length(0))
+                    : decoder.make_cache(1, static_cast<int64_t>(history_.size()) + 64)),
+      prompt_len_(history_.size()) {
+  if (history_.empty()) throw std::invalid_argument("generate: empty prompt");
+  if (prefix && (prefix->batch() != 1 || static_cast<size_t>(prefix->length(0)) >= history_.size())) {
+    throw std::invalid_argument("generate: the prefix cache must be batch 1 and shorter than the prompt");
+  }
+  for (const auto& s : options_.stop) stop_max_len_ = std::max(stop_max_len_, s.size());
+  result_.prompt_tokens = static_cast<int64_t>(prompt_len_);
+  result_.cached_tokens = prefix ? prefix->length(0) : 0;
+  start_ = std::chrono::steady_clock::now();
+  if (options_.max_new_tokens <= 0) finish(FinishReason::kLength);
+}
+
+void Generation::cancel() {
+  if (!done_) finish(FinishReason::kCancelled);
+}
+
+std::string Generation::finish(FinishReason reason) {
+  done_ = true;
+  result_.finish = reason;
+  text_ += stream_.flush();
+  std::string out = take_safe_text(/*final=*/true);
+  result_.text = text_;
+  const double total = ms_since(start_);
+  result_.decode_ms = total - result_.prefill_ms;
+  return out;
+}
+
+// Returns the new text not yet handed out, holding back a tail that could still turn
+// into a stop string; on a stop-string match, cuts the text there and finishes.
+std::string Generation::take_safe_text(bool final) {
+  if (!options_.stop.empty()) {
+    const size_t from = emitted_ >= stop_max_len_ ? emitted_ - stop_max_len_ + 1 : 0;
+    size_t cut = std::string::npos;
+    for (const auto& s : options_.stop) {
+      if (s.empty()) continue;
+      size_t p = text_.find(s, from);
+      if (p != std::string::npos) cut = std::min(cut, p);
+    }
+    if (cut != std::string::npos) {
+      text_.resize(std::max(cut, emitted_));
+      std::string out = text_.substr(emitted_);
+      emitted_ = text_.size();
+      if (!done_) {
+        done_ = true;
+        result_.finish = FinishReason::kStop;
+        result_.text = text_;
+        result_.decode_ms = ms_since(start_) - result_.prefill_ms;
+      }
+      return out;
+    }
+  }
+  size_t safe = text_.size();
+  if (!final) {
+    for (const auto& s : options_.stop) {  // longest suffix of text_ that prefixes s
+      for (size_t n = std::min(s.size() - 1, text_.size() - emitted_); n > 0; --n) {
+        if (text_.compare(text_.size() - n, n, s, 0, n) == 0) {
+          safe = std::min(safe, text_.size() - n);
+          break;
+        }
+      }
+    }
+  }
+  std::string out = text_.substr(emitted_, safe - emitted_);
+  emitted_ = safe;
+  return out;
+}
+
+std::string Generation::step() {
+  if (done_) return "";
+  c10::InferenceMode guard;
+  torch::Tensor logits;  // (1, V)
+  if (!prefilled_) {
+    const size_t cached = static_cast<size_t>(cache_.length(0));
+    std::vector<int64_t> rest(history_.begin() + static_cast<int64_t>(cached), history_.end());
+    torch::Tensor ids = torch::tensor(rest, torch::kInt64).view({1, -1});
+    logits = decoder_.forward(ids, &cache_, adapter_, model::LogitsFor::kLast);
+    prefilled_ = true;
+  } else {
+    torch::Tensor ids = torch::tensor({next_token_}, torch::kInt64).view({1, 1});
+    logits = decoder_.forward(ids, &cache_, adapter_, model::LogitsFor::kLast);
+  }
+  const int64_t id = sampler_.sample(logits[0], history_);
+  if (result_.ids.empty()) result_.prefill_ms = ms_since(start_);
+  const bool eos = std::find(options_.eos_token_ids.begin(), options_.eos_token_ids.end(), id) !=
+                   options_.eos_token_ids.end();
+  if (eos) return finish(FinishReason::kStop);
+  history_.push_back(id);
+  result_.ids.push_back(id);
+  next_token_ = id;
+  // Padded vocabularies (Qwen3: 151936 rows, 151669 tokens) have rows no text maps to.
+  if (id < tokenizer_->vocab_size()) text_ += stream_.push(static_cast<int32_t>(id));
+  std::string out = take_safe_text(/*final=*/false);
+  if (done_) return out;  // a stop string matched
+  if (static_cast<int64_t>(result_.ids.size()) >= options_.max_new_tokens) {
+    return out + finish(FinishReason::kLength);
+  }
+  return out;
+}
+
+GenerateResult generate(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
+                        const std::vector<int64_t>& prompt, const adapter::Adapter* adapter,
+                        const GenerateOptions& options,
+                        const std::function<bool(std::string_view)>& on_text,
+                        const model::KVCache* prefix) {
+  Generation g(decoder, std::move(tokenizer), prompt, adapter, options, prefix);
+  while (!g.done()) {
+    std::string delta = g.step();
+    if (on_text && !delta.empty() && !on_text(delta)) g.cancel();
+  }
+  return g.result();
+}
+
+}  // namespace kaizen::generate

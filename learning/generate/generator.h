@@ -1,0 +1,93 @@
+// The generation loop: prefill, then decode with the KV cache, one token per step(),
+// with EOS ids, stop strings and a token budget. Step-wise so an engine can interleave
+// many requests; generate() wraps it for one-shot use with a streaming callback.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "learning/adapter/adapter.h"
+#include "learning/generate/sampler.h"
+#include "learning/model/decoder.h"
+#include "learning/model/kv_cache.h"
+#include "learning/text/tokenizer.h"
+
+namespace kaizen::generate {
+
+struct GenerateOptions {
+  int64_t max_new_tokens = 256;        // token budget for the answer
+  SamplingParams sampling;             // greedy by default
+  std::vector<int64_t> eos_token_ids;  // generation ends after one of these (not in text)
+  std::vector<std::string> stop;       // stop strings: text ends before the first match
+};
+
+enum class FinishReason { kStop, kLength, kCancelled };
+const char* finish_reason_name(FinishReason r);  // "stop" | "length" | "cancelled" (OpenAI names)
+
+struct GenerateResult {
+  std::vector<int64_t> ids;      // generated ids (EOS excluded)
+  std::string text;              // decoded answer, cut at a stop string
+  FinishReason finish = FinishReason::kLength;
+  int64_t prompt_tokens = 0;
+  int64_t cached_tokens = 0;     // prompt tokens served from a prefix cache
+  double prefill_ms = 0;         // time to first token
+  double decode_ms = 0;          // the rest
+};
+
+class Generation {
+ public:
+  // prefix (optional): a batch-1 cache holding the KV of prompt[0, prefix->length(0));
+  // it is copied, so one cached prefix serves many requests. The caller guarantees it
+  // was computed from those very tokens with the same adapter.
+  Generation(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
+             std::vector<int64_t> prompt, const adapter::Adapter* adapter, GenerateOptions options,
+             const model::KVCache* prefix = nullptr);
+
+  // Produces one token (the first call runs the prefill) and returns the text that is
+  // now safe to stream (never part of a stop string, never a partial UTF-8 sequence).
+  std::string step();
+  bool done() const { return done_; }
+  void cancel();
+  const GenerateResult& result() const { return result_; }
+  // The cache after the last step (e.g. to keep a conversation's KV).
+  const model::KVCache& cache() const { return cache_; }
+
+ private:
+  std::string finish(FinishReason reason);
+  std::string take_safe_text(bool final);
+
+  const model::Decoder& decoder_;
+  std::shared_ptr<const text::Tokenizer> tokenizer_;
+  std::vector<int64_t> history_;  // prompt + generated, for the repetition penalty
+  const adapter::Adapter* adapter_;
+  GenerateOptions options_;
+  Sampler sampler_;
+  text::StreamDecoder stream_;
+  model::KVCache cache_;
+  size_t prompt_len_;
+  size_t stop_max_len_ = 0;
+  std::string text_;       // all decoded text so far
+  size_t emitted_ = 0;     // bytes of text_ handed out
+  bool done_ = false;
+  bool prefilled_ = false;
+  int64_t next_token_ = -1;
+  std::chrono::steady_clock::time_point start_;
+  GenerateResult result_;
+};
+
+// One-shot generation. on_text (optional) receives each streamable delta and may
+// return false to cancel.
+GenerateResult generate(const model::Decoder& decoder,
+                        std::shared_ptr<const text::Tokenizer> tokenizer,
+                        const std::vector<int64_t>& prompt, const adapter::Adapter* adapter,
+                        const GenerateOptions& options,
+                        const std::function<bool(std::string_view)>& on_text = {},
+                        const model::KVCache* prefix = nullptr);
+
+}  // namespace kaizen::generate

@@ -1,0 +1,358 @@
+#include "learning/model/decoder.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+
+#include <torch/torch.h>
+
+namespace kaizen::model {
+
+using adapter::Adapter;
+using adapter::LoraPair;
+using adapter::Target;
+using torch::Tensor;
+
+namespace {
+
+// A placeholder with the parameter's shape that costs one element of memory; the
+// loader swaps the real data in with set_data().
+Tensor placeholder(const std::vector<int64_t>& shape, const DecoderOptions& o) {
+  return torch::zeros({1}, torch::TensorOptions().device(o.device).dtype(o.dtype)).expand(shape);
+}
+
+// RMSNorm in fp32 as HF does: w * (x * rsqrt(mean(x^2) + eps)).to(dtype).
+Tensor rms_norm(const Tensor& x, const Tensor& w, double eps) {
+  if (x.scalar_type() == torch::kFloat) {
+    return w * (x * torch::rsqrt(x.pow(2).mean(-1, /*keepdim=*/true) + eps));
+  }
+  Tensor xf = x.to(torch::kFloat);
+  return w * (xf * torch::rsqrt(xf.pow(2).mean(-1, true) + eps)).to(x.scalar_type());
+}
+
+Tensor rotate_half(const Tensor& x) {
+  const int64_t half = x.size(-1) / 2;
+  return torch::cat({-x.narrow(-1, half, half), x.narrow(-1, 0, half)}, -1);
+}
+
+}  // namespace
+
+// One projection y = x W^T (+ b) (+ scale * B (A x)): llama.cpp's build_lora_mm, the
+// single choke point where adapters apply.
+class Linear : public torch::nn::Module {
+ public:
+  Linear(int64_t in, int64_t out, bool bias, const DecoderOptions& o) : in_(in), out_(out) {
+    weight_ = register_parameter("weight", placeholder({out, in}, o), /*requires_grad=*/false);
+    if (bias) bias_ = register_parameter("bias", placeholder({out}, o), false);
+  }
+
+  Tensor operator()(const Tensor& x, const LoraPair* lora, double scale) const {
+    // (..., in) -> (..., out)
+    const bool single_row = x.numel() == in_ && !torch::GradMode::is_enabled();
+    Tensor y;
+    if (single_row) {
+      // torch 1.13's linear on one row is ~3x slower than mv on the same weights.
+      Tensor v = x.reshape({in_});
+      y = bias_.defined() ? torch::addmv(bias_, weight_, v) : torch::mv(weight_, v);
+      if (lora) y.add_(torch::mv(lora->b, torch::mv(lora->a, v)), scale);
+      auto shape = x.sizes().vec();
+      shape.back() = out_;
+      return y.view(shape);
+    }
+    y = torch::linear(x, weight_, bias_);
+    if (lora) y = y + scale * torch::linear(torch::linear(x, lora->a), lora->b);
+    return y;
+  }
+
+  const Tensor& weight() const { return weight_; }
+
+ private:
+  int64_t in_, out_;
+  Tensor weight_, bias_;
+};
+
+class RMSNorm : public torch::nn::Module {
+ public:
+  RMSNorm(int64_t dim, double eps, const DecoderOptions& o) : eps_(eps) {
+    weight_ = register_parameter("weight", placeholder({dim}, o), false);
+  }
+  Tensor operator()(const Tensor& x) const { return rms_norm(x, weight_, eps_); }
+
+ private:
+  double eps_;
+  Tensor weight_;
+};
+
+class Attention : public torch::nn::Module {
+ public:
+  Attention(const ModelConfig& c, const DecoderOptions& o) : c_(c) {
+    const int64_t C = c.hidden_size, H = c.num_attention_heads, Hkv = c.num_key_value_heads,
+                  D = c.head_dim;
+    q_proj = register_module("q_proj", std::make_shared<Linear>(C, H * D, c.attention_bias, o));
+    k_proj = register_module("k_proj", std::make_shared<Linear>(C, Hkv * D, c.attention_bias, o));
+    v_proj = register_module("v_proj", std::make_shared<Linear>(C, Hkv * D, c.attention_bias, o));
+    o_proj = register_module("o_proj", std::make_shared<Linear>(H * D, C, c.o_proj_bias, o));
+    if (c.qk_norm) {
+      q_norm = register_module("q_norm", std::make_shared<RMSNorm>(D, c.rms_norm_eps, o));
+      k_norm = register_module("k_norm", std::make_shared<RMSNorm>(D, c.rms_norm_eps, o));
+    }
+  }
+
+  std::shared_ptr<Linear> q_proj, k_proj, v_proj, o_proj;
+  std::shared_ptr<RMSNorm> q_norm, k_norm;
+  const ModelConfig& c_;
+};
+
+class Mlp : public torch::nn::Module {
+ public:
+  Mlp(const ModelConfig& c, const DecoderOptions& o) {
+    gate_proj = register_module(
+        "gate_proj", std::make_shared<Linear>(c.hidden_size, c.intermediate_size, c.mlp_bias, o));
+    up_proj = register_module(
+        "up_proj", std::make_shared<Linear>(c.hidden_size, c.intermediate_size, c.mlp_bias, o));
+    down_proj = register_module(
+        "down_proj", std::make_shared<Linear>(c.intermediate_size, c.hidden_size, c.mlp_bias, o));
+  }
+  std::shared_ptr<Linear> gate_proj, up_proj, down_proj;
+};
+
+class DecoderLayer : public torch::nn::Module {
+ public:
+  DecoderLayer(const ModelConfig& c, const DecoderOptions& o) {
+    self_attn = register_module("self_attn", std::make_shared<Attention>(c, o));
+    mlp = register_module("mlp", std::make_shared<Mlp>(c, o));
+    input_layernorm =
+        register_module("input_layernorm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps, o));
+    post_attention_layernorm = register_module(
+        "post_attention_layernorm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps, o));
+  }
+  std::shared_ptr<Attention> self_attn;
+  std::shared_ptr<Mlp> mlp;
+  std::shared_ptr<RMSNorm> input_layernorm, post_attention_layernorm;
+};
+
+namespace {
+
+// HF modeling_rope_utils: _compute_default_rope_parameters, linear and llama3 scaling.
+Tensor compute_inv_freq(const ModelConfig& c) {
+  const int64_t D = c.head_dim;
+  Tensor inv_freq =
+      1.0 / torch::pow(c.rope_theta, torch::arange(0, D, 2, torch::kInt64).to(torch::kFloat) / D);
+  const RopeScaling& s = c.rope_scaling;
+  if (s.kind == RopeScaling::Kind::kLinear) return inv_freq / s.factor;
+  if (s.kind == RopeScaling::Kind::kLlama3) {
+    const double old_len = static_cast<double>(s.original_max_position_embeddings);
+    const double low_wavelen = old_len / s.low_freq_factor;
+    const double high_wavelen = old_len / s.high_freq_factor;
+    Tensor wavelen = 2 * M_PI / inv_freq;
+    Tensor scaled = torch::where(wavelen > low_wavelen, inv_freq / s.factor, inv_freq);
+    Tensor smooth = (old_len / wavelen - s.low_freq_factor) / (s.high_freq_factor - s.low_freq_factor);
+    Tensor smoothed = (1 - smooth) * scaled / s.factor + smooth * scaled;
+    Tensor medium = (wavelen >= high_wavelen).logical_and(wavelen <= low_wavelen);
+    return torch::where(medium, smoothed, scaled);
+  }
+  return inv_freq;
+}
+
+}  // namespace
+
+Decoder::Decoder(ModelConfig config, DecoderOptions options)
+    : config_(std::move(config)), options_(options) {
+  const ModelConfig& c = config_;
+  auto body = register_module("model", std::make_shared<torch::nn::Module>());
+  embed_ = placeholder({c.vocab_size, c.hidden_size}, options_);
+  auto embed = body->register_module("embed_tokens", std::make_shared<torch::nn::Module>());
+  embed_ = embed->register_parameter("weight", embed_, false);
+  auto layers = body->register_module("layers", std::make_shared<torch::nn::Module>());
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    layers_.push_back(
+        layers->register_module(std::to_string(l), std::make_shared<DecoderLayer>(c, options_)));
+  }
+  norm_ = body->register_module("norm", std::make_shared<RMSNorm>(c.hidden_size, c.rms_norm_eps, options_));
+  if (!c.tie_word_embeddings) {
+    lm_head_ = register_module("lm_head",
+                               std::make_shared<Linear>(c.hidden_size, c.vocab_size, false, options_));
+  }
+  inv_freq_ = compute_inv_freq(c).to(options_.device);
+}
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> Decoder::parameter_shapes() const {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> out;
+  for (const auto& p : named_parameters(/*recurse=*/true)) out.emplace_back(p.key(), p.value().sizes().vec());
+  return out;
+}
+
+std::vector<std::pair<std::string, Tensor>> Decoder::named_weights() const {
+  std::vector<std::pair<std::string, Tensor>> out;
+  for (const auto& p : named_parameters(true)) out.emplace_back(p.key(), p.value());
+  return out;
+}
+
+void Decoder::set_weight(const std::string& name, const Tensor& value) {
+  auto params = named_parameters(true);
+  Tensor* p = params.find(name);
+  if (!p) throw std::invalid_argument("model has no parameter '" + name + "'");
+  if (p->sizes() != value.sizes()) {
+    throw std::invalid_argument("parameter '" + name + "': expected shape " +
+                                c10::str(p->sizes()) + ", got " + c10::str(value.sizes()));
+  }
+  torch::NoGradGuard no_grad;
+  p->set_data(value.to(options_.device, options_.dtype));
+}
+
+std::pair<Tensor, Tensor> Decoder::rope_tables(int64_t positions) const {
+  std::lock_guard<std::mutex> lock(rope_mu_);
+  if (!rope_cos_.defined() || rope_cos_.size(0) < positions) {
+    int64_t n = std::max<int64_t>(positions, 256);
+    if (rope_cos_.defined()) n = std::max(n, 2 * rope_cos_.size(0));
+    torch::NoGradGuard no_grad;
+    Tensor t = torch::arange(n, torch::TensorOptions().device(options_.device).dtype(torch::kFloat));
+    Tensor freqs = torch::outer(t, inv_freq_);  // (P, D/2)
+    Tensor emb = torch::cat({freqs, freqs}, -1);  // (P, D)
+    rope_cos_ = emb.cos();
+    rope_sin_ = emb.sin();
+  }
+  return {rope_cos_, rope_sin_};
+}
+
+Tensor Decoder::run_layers(const Tensor& ids, KVCache* cache, const Adapter* adapter,
+                           const std::vector<int64_t>& lengths_in) const {
+  const ModelConfig& c = config_;
+  if (ids.dim() != 2) throw std::invalid_argument("forward: ids must be (B, T)");
+  const int64_t B = ids.size(0), T = ids.size(1), H = c.num_attention_heads,
+                Hkv = c.num_key_value_heads, D = c.head_dim, rep = H / Hkv;
+  if (T == 0) throw std::invalid_argument("forward: empty input");
+  if (adapter && adapter->num_layers() != c.num_hidden_layers) {
+    throw std::invalid_argument("forward: adapter was made for a model with " +
+                                std::to_string(adapter->num_layers()) + " layers, this one has " +
+                                std::to_string(c.num_hidden_layers));
+  }
+  std::vector<int64_t> lengths = lengths_in.empty() ? std::vector<int64_t>(B, T) : lengths_in;
+  if (static_cast<int64_t>(lengths.size()) != B) throw std::invalid_argument("forward: lengths size != B");
+  if (cache && cache->batch() != B) throw std::invalid_argument("forward: cache batch != B");
+  std::vector<int64_t> past(B, 0);
+  bool uniform = true;
+  for (int64_t b = 0; b < B; ++b) {
+    if (lengths[b] < 1 || lengths[b] > T) throw std::invalid_argument("forward: bad length");
+    if (cache) past[b] = cache->length(b);
+    uniform = uniform && lengths[b] == T && past[b] == past[0];
+  }
+  int64_t keys = 0;  // Lk: key positions attention looks at
+  for (int64_t b = 0; b < B; ++b) keys = std::max(keys, past[b] + lengths[b]);
+  if (cache) cache->reserve(keys);
+
+  const auto dev = options_.device;
+  const auto i64 = torch::TensorOptions().device(dev).dtype(torch::kInt64);
+  Tensor past_t = torch::tensor(past, torch::kInt64).to(dev);                   // (B)
+  Tensor end_t = past_t + torch::tensor(lengths, torch::kInt64).to(dev);        // (B)
+  Tensor pos = past_t.unsqueeze(1) + torch::arange(T, i64).unsqueeze(0);        // (B, T)
+
+  auto [cos_table, sin_table] = rope_tables(keys + T);
+  Tensor cos = cos_table.index_select(0, pos.flatten()).view({B, T, 1, D}).to(options_.dtype);
+  Tensor sin = sin_table.index_select(0, pos.flatten()).view({B, T, 1, D}).to(options_.dtype);
+
+  // Additive mask (B, 1, 1, T, Lk): key j is visible to query t of row b when
+  // j <= past_b + t (causal) and j < past_b + len_b (not padding). A single decode step
+  // sees every key, so it needs none.
+  Tensor mask;
+  if (!(B == 1 && T == 1)) {
+    Tensor j = torch::arange(keys, i64);                                          // (Lk)
+    Tensor visible = (j.view({1, 1, keys}) <= pos.unsqueeze(2))
+                         .logical_and(j.view({1, 1, keys}) < end_t.view({B, 1, 1}));  // (B, T, Lk)
+    mask = torch::zeros({B, T, keys}, torch::TensorOptions().device(dev).dtype(options_.dtype))
+               .masked_fill(visible.logical_not(), -std::numeric_limits<float>::infinity())
+               .view({B, 1, 1, T, keys});
+  }
+  const double attn_scale = 1.0 / std::sqrt(static_cast<double>(D));
+  const double lscale = adapter ? adapter->scale() : 0.0;
+  auto lora = [&](int64_t l, Target t) { return adapter ? adapter->find(l, t) : nullptr; };
+
+  Tensor x = embed_.index_select(0, ids.flatten()).view({B, T, c.hidden_size});  // (B, T, C)
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const DecoderLayer& layer = *layers_[l];
+    const Attention& at = *layer.self_attn;
+    Tensor h = (*layer.input_layernorm)(x);                                 // (B, T, C)
+    Tensor q = (*at.q_proj)(h, lora(l, Target::kQ), lscale).view({B, T, H, D});
+    Tensor k = (*at.k_proj)(h, lora(l, Target::kK), lscale).view({B, T, Hkv, D});
+    Tensor v = (*at.v_proj)(h, lora(l, Target::kV), lscale).view({B, T, Hkv, D});
+    if (c.qk_norm) {  // Qwen3: per-head RMSNorm over D, before RoPE
+      q = (*at.q_norm)(q);
+      k = (*at.k_norm)(k);
+    }
+    q = q * cos + rotate_half(q) * sin;                                     // (B, T, H, D)
+    k = k * cos + rotate_half(k) * sin;                                     // (B, T, Hkv, D)
+    k = k.permute({0, 2, 1, 3});                                            // (B, Hkv, T, D)
+    v = v.permute({0, 2, 1, 3});                                            // (B, Hkv, T, D)
+    Tensor k_all = k, v_all = v;
+    if (cache) {
+      Tensor& kc = cache->k(l);
+      Tensor& vc = cache->v(l);
+      if (uniform) {
+        kc.narrow(2, past[0], T).copy_(k);
+        vc.narrow(2, past[0], T).copy_(v);
+      } else {
+        for (int64_t b = 0; b < B; ++b) {
+          kc[b].narrow(1, past[b], lengths[b]).copy_(k[b].narrow(1, 0, lengths[b]));
+          vc[b].narrow(1, past[b], lengths[b]).copy_(v[b].narrow(1, 0, lengths[b]));
+        }
+      }
+      k_all = kc.narrow(2, 0, keys);                                        // (B, Hkv, Lk, D)
+      v_all = vc.narrow(2, 0, keys);
+    }
+    // GQA without repeat_kv: kv head g serves query heads g*rep .. g*rep+rep-1, so the
+    // query heads of one group stack along the row axis.
+    Tensor qg = q.permute({0, 2, 1, 3}).reshape({B, Hkv, rep * T, D});      // (B, Hkv, rep*T, D)
+    Tensor scores = torch::matmul(qg, k_all.transpose(-1, -2)) * attn_scale;  // (B, Hkv, rep*T, Lk)
+    if (mask.defined()) scores = (scores.view({B, Hkv, rep, T, keys}) + mask).view({B, Hkv, rep * T, keys});
+    Tensor probs = torch::softmax(scores, -1, torch::kFloat).to(options_.dtype);
+    Tensor attn = torch::matmul(probs, v_all)                               // (B, Hkv, rep*T, D)
+                      .view({B, H, T, D})
+                      .permute({0, 2, 1, 3})
+                      .reshape({B, T, H * D});                              // (B, T, H*D)
+    x = x + (*at.o_proj)(attn, lora(l, Target::kO), lscale);
+
+    const Mlp& mlp = *layer.mlp;
+    h = (*layer.post_attention_layernorm)(x);
+    Tensor gate = (*mlp.gate_proj)(h, lora(l, Target::kGate), lscale);       // (B, T, I)
+    Tensor up = (*mlp.up_proj)(h, lora(l, Target::kUp), lscale);             // (B, T, I)
+    x = x + (*mlp.down_proj)(torch::silu(gate) * up, lora(l, Target::kDown), lscale);
+  }
+  if (cache) {
+    for (int64_t b = 0; b < B; ++b) cache->advance(b, lengths[b]);
+  }
+  return (*norm_)(x);  // (B, T, C)
+}
+
+Tensor Decoder::hidden_states(const Tensor& ids, KVCache* cache, const Adapter* adapter,
+                              const std::vector<int64_t>& lengths) const {
+  return run_layers(ids.to(options_.device, torch::kInt64), cache, adapter, lengths);
+}
+
+Tensor Decoder::lm_head(const Tensor& hidden) const {
+  if (lm_head_) return (*lm_head_)(hidden, nullptr, 0.0);
+  if (hidden.numel() == config_.hidden_size && !torch::GradMode::is_enabled()) {
+    auto shape = hidden.sizes().vec();
+    shape.back() = config_.vocab_size;
+    return torch::mv(embed_, hidden.reshape({config_.hidden_size})).view(shape);
+  }
+  return torch::linear(hidden, embed_);
+}
+
+Tensor Decoder::forward(const Tensor& ids_in, KVCache* cache, const Adapter* adapter, LogitsFor which,
+                        const std::vector<int64_t>& lengths) const {
+  Tensor ids = ids_in.to(options_.device, torch::kInt64);
+  Tensor hidden = run_layers(ids, cache, adapter, lengths);  // (B, T, C)
+  if (which == LogitsFor::kAll) return lm_head(hidden);      // (B, T, V)
+  const int64_t B = hidden.size(0), T = hidden.size(1);
+  Tensor last;
+  if (lengths.empty()) {
+    last = hidden.select(1, T - 1);  // (B, C)
+  } else {
+    Tensor idx = torch::tensor(lengths, torch::kInt64).to(hidden.device()) - 1;
+    last = hidden.index({torch::arange(B, idx.options()), idx});  // (B, C)
+  }
+  return lm_head(last);  // (B, V)
+}
+
+}  // namespace kaizen::model

@@ -1,0 +1,127 @@
+#include "learning/model/loader.h"
+
+#include <filesystem>
+#include <fstream>
+#include <set>
+
+#include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
+#include <torch/torch.h>
+
+#include "learning/model/safetensors.h"
+
+namespace kaizen::model {
+
+namespace fs = std::filesystem;
+
+torch::Device parse_device(const std::string& spec) {
+  if (spec.empty() || spec == "auto") {
+    return torch::cuda::is_available() ? torch::Device(torch::kCUDA) : torch::Device(torch::kCPU);
+  }
+  if (spec == "cpu") return torch::kCPU;
+  if (spec == "cuda" || spec.rfind("cuda:", 0) == 0) {
+    if (!torch::cuda::is_available()) {
+      throw std::invalid_argument("device '" + spec + "': this build of libtorch sees no CUDA device");
+    }
+    try {
+      return torch::Device(spec);
+    } catch (const std::exception&) {
+    }
+  }
+  throw std::invalid_argument("device '" + spec + "' is not one of cpu, cuda, cuda:N, auto");
+}
+
+torch::ScalarType parse_dtype(const std::string& spec, torch::Device device) {
+  if (spec.empty() || spec == "auto") return device.is_cuda() ? torch::kBFloat16 : torch::kFloat;
+  if (spec == "float32" || spec == "fp32") return torch::kFloat;
+  if (spec == "bfloat16" || spec == "bf16") return torch::kBFloat16;
+  if (spec == "float16" || spec == "fp16") return torch::kHalf;
+  throw std::invalid_argument("dtype '" + spec + "' is not one of float32, bfloat16, float16, auto");
+}
+
+const char* dtype_name(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat: return "float32";
+    case torch::kBFloat16: return "bfloat16";
+    case torch::kHalf: return "float16";
+    default: return "other";
+  }
+}
+
+std::shared_ptr<Decoder> load_decoder(const std::string& model_dir, const LoadOptions& options) {
+  const fs::path dir(model_dir);
+  if (!fs::is_directory(dir)) throw ModelLoadError(model_dir + ": not a directory");
+  const fs::path config_path = dir / "config.json";
+  if (!fs::exists(config_path)) throw ModelLoadError(model_dir + ": no config.json");
+  ModelConfig config;
+  try {
+    config = ModelConfig::from_file(config_path.string());
+  } catch (const ConfigError& e) {
+    throw ModelLoadError(e.what());
+  }
+  DecoderOptions dopts;
+  dopts.device = parse_device(options.device);
+  dopts.dtype = parse_dtype(options.dtype, dopts.device);
+
+  SafetensorsCheckpoint ckpt = [&] {
+    try {
+      return SafetensorsCheckpoint::open(model_dir);
+    } catch (const SafetensorsError& e) {
+      throw ModelLoadError(e.what());
+    }
+  }();
+  auto decoder = std::make_shared<Decoder>(config, dopts);
+  std::set<std::string> consumed;
+  for (const auto& [name, shape] : decoder->parameter_shapes()) {
+    if (!ckpt.contains(name)) {
+      throw ModelLoadError(model_dir + ": weight '" + name + "' is missing (expected shape " +
+                           c10::str(c10::IntArrayRef(shape)) + ")");
+    }
+    const TensorInfo& info = ckpt.info(name);
+    if (info.shape != shape) {
+      throw ModelLoadError(model_dir + ": weight '" + name + "' has shape " +
+                           c10::str(c10::IntArrayRef(info.shape)) + ", the config implies " +
+                           c10::str(c10::IntArrayRef(shape)));
+    }
+    torch::Tensor t;
+    try {
+      t = ckpt.tensor(name);
+    } catch (const SafetensorsError& e) {
+      throw ModelLoadError(e.what());
+    }
+    if (!t.is_floating_point()) {
+      throw ModelLoadError(model_dir + ": weight '" + name + "' has non-float dtype " + info.dtype);
+    }
+    decoder->set_weight(name, t);
+    consumed.insert(name);
+  }
+  for (const std::string& name : ckpt.names()) {
+    if (consumed.count(name)) continue;
+    // Tied checkpoints may still store lm_head.weight; old ones store rotary buffers.
+    if (name == "lm_head.weight" && config.tie_word_embeddings) continue;
+    if (name.find("rotary_emb.inv_freq") != std::string::npos) continue;
+    throw ModelLoadError(model_dir + ": unexpected weight '" + name + "' (shape " +
+                         c10::str(c10::IntArrayRef(ckpt.info(name).shape)) + ") for a " +
+                         config.architecture + " with this config");
+  }
+  spdlog::debug("loaded model dir={} arch={} layers={} hidden={} device={} dtype={}", model_dir,
+                arch_name(config.arch), config.num_hidden_layers, config.hidden_size,
+                dopts.device.str(), dtype_name(dopts.dtype));
+  return decoder;
+}
+
+void save_decoder(const Decoder& decoder, const std::string& dir) {
+  fs::create_directories(dir);
+  save_safetensors((fs::path(dir) / "model.safetensors").string(), decoder.named_weights(),
+                   {{"format", "pt"}});
+  const fs::path cfg = fs::path(dir) / "config.json";
+  const fs::path tmp = fs::path(dir) / "config.json.tmp";
+  {
+    std::ofstream out(tmp);
+    out << decoder.config().to_json().dump(2) << "\n";
+    if (!out) throw ModelLoadError(tmp.string() + ": write failed");
+  }
+  fs::rename(tmp, cfg);
+}
+
+}  // namespace kaizen::model

