@@ -41,13 +41,13 @@ struct DtypeSpec {
 };
 
 constexpr DtypeSpec kDtypes[] = {
-    {"F64", 8, true, at::kDouble},        {"F32", 4, true, at::kFloat},
-    {"F16", 2, true, at::kHalf},          {"BF16", 2, true, at::kBFloat16},
-    {"I64", 8, true, at::kLong},          {"I32", 4, true, at::kInt},
-    {"I16", 2, true, at::kShort},         {"I8", 1, true, at::kChar},
-    {"U8", 1, true, at::kByte},           {"BOOL", 1, true, at::kBool},
-    {"F8_E4M3", 1, false, at::kByte},     {"F8_E5M2", 1, false, at::kByte},
-    {"U16", 2, false, at::kByte},         {"U32", 4, false, at::kByte},
+    {"F64", 8, true, at::kDouble},    {"F32", 4, true, at::kFloat},
+    {"F16", 2, true, at::kHalf},      {"BF16", 2, true, at::kBFloat16},
+    {"I64", 8, true, at::kLong},      {"I32", 4, true, at::kInt},
+    {"I16", 2, true, at::kShort},     {"I8", 1, true, at::kChar},
+    {"U8", 1, true, at::kByte},       {"BOOL", 1, true, at::kBool},
+    {"F8_E4M3", 1, false, at::kByte}, {"F8_E5M2", 1, false, at::kByte},
+    {"U16", 2, false, at::kByte},     {"U32", 4, false, at::kByte},
     {"U64", 8, false, at::kByte},
 };
 
@@ -65,7 +65,9 @@ const DtypeSpec* find_dtype(at::ScalarType scalar) {
   return nullptr;
 }
 
-std::string in_quotes(const std::string& s) { return "'" + s + "'"; }
+std::string in_quotes(const std::string& s) {
+  return "'" + s + "'";
+}
 
 [[noreturn]] void fail(const std::string& path, const std::string& what) {
   throw SafetensorsError("safetensors " + path + ": " + what);
@@ -76,7 +78,9 @@ std::string in_quotes(const std::string& s) { return "'" + s + "'"; }
   throw SafetensorsError("safetensors " + path + ": tensor " + in_quotes(name) + ": " + what);
 }
 
-std::string errno_text(int err) { return std::strerror(err); }
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
 
 // nlohmann keeps the last of duplicate keys silently; a safetensors header with two
 // entries for one tensor is corrupt, so record the first duplicate at any depth.
@@ -107,10 +111,10 @@ nlohmann::json parse_json_object(const std::string& path, const char* begin, con
   auto finder = std::make_shared<DuplicateKeyFinder>();
   nlohmann::json j;
   try {
-    j = nlohmann::json::parse(
-        begin, end, [finder](int d, nlohmann::json::parse_event_t e, nlohmann::json& p) {
-          return (*finder)(d, e, p);
-        });
+    j = nlohmann::json::parse(begin, end,
+                              [finder](int d, nlohmann::json::parse_event_t e, nlohmann::json& p) {
+                                return (*finder)(d, e, p);
+                              });
   } catch (const nlohmann::json::exception& e) {
     fail(path, std::string(what) + " is not valid JSON: " + e.what());
   }
@@ -150,8 +154,10 @@ TensorInfo parse_tensor_entry(const std::string& path, const std::string& name,
   }
   for (const auto& d : *shape) {
     if (!d.is_number_unsigned() || d.get<uint64_t>() > uint64_t(INT64_MAX)) {
-      fail_tensor(path, name, "shape " + shape->dump() + " has a dimension that is not a "
-                                  "non-negative integer");
+      fail_tensor(path, name,
+                  "shape " + shape->dump() +
+                      " has a dimension that is not a "
+                      "non-negative integer");
     }
     info.shape.push_back(static_cast<int64_t>(d.get<uint64_t>()));
   }
@@ -165,8 +171,8 @@ TensorInfo parse_tensor_entry(const std::string& path, const std::string& name,
   info.end = (*offsets)[1].get<uint64_t>();
   if (info.begin > info.end) {
     fail_tensor(path, name,
-                "data_offsets [" + std::to_string(info.begin) + ", " +
-                    std::to_string(info.end) + "] begin after end");
+                "data_offsets [" + std::to_string(info.begin) + ", " + std::to_string(info.end) +
+                    "] begin after end");
   }
 
   uint64_t nbytes = 0;
@@ -189,9 +195,8 @@ void check_tiling(const std::string& path, const std::map<std::string, TensorInf
   for (const auto& [name, info] : tensors) {
     if (info.end > data_size) {
       fail_tensor(path, name,
-                  "data_offsets end " + std::to_string(info.end) +
-                      " is beyond the data section (" + std::to_string(data_size) +
-                      " bytes; file truncated?)");
+                  "data_offsets end " + std::to_string(info.end) + " is beyond the data section (" +
+                      std::to_string(data_size) + " bytes; file truncated?)");
     }
     order.push_back(&info);
   }
@@ -266,8 +271,8 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
   if (file_size < 8) {
     ::close(fd);
-    fail(path, "file is " + std::to_string(file_size) +
-                   " bytes, shorter than the 8-byte header length");
+    fail(path,
+         "file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length");
   }
   auto mapping = std::make_shared<Mapping>();
   void* p = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
@@ -289,6 +294,12 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
   }
 
   const char* header = reinterpret_cast<const char*>(mapping->data + 8);
+  // nlohmann stops at a NUL as if the input ended, which would accept trailing garbage
+  // that the reference (serde_json) rejects.
+  if (const void* nul = std::memchr(header, '\0', header_len)) {
+    fail(path, "header is not valid JSON: NUL byte at offset " +
+                   std::to_string(8 + (static_cast<const char*>(nul) - header)));
+  }
   nlohmann::json j = parse_json_object(path, header, header + header_len, "header");
 
   std::shared_ptr<SafetensorsFile> file(new SafetensorsFile());
@@ -329,9 +340,11 @@ torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
   const TensorInfo& t = info(name);
   const DtypeSpec* spec = find_dtype(t.dtype);  // validated at open()
   if (!spec->supported) {
-    fail_tensor(path_, name, "dtype " + t.dtype + " is recognised but not supported by "
-                                 "this build's libtorch (1.13); convert the checkpoint to "
-                                 "BF16/F16/F32");
+    fail_tensor(path_, name,
+                "dtype " + t.dtype +
+                    " is recognised but not supported by "
+                    "this build's libtorch (1.13); convert the checkpoint to "
+                    "BF16/F16/F32");
   }
   const auto options = at::TensorOptions().dtype(spec->scalar).device(at::kCPU);
   const uint8_t* src = mapping_->data + data_start_ + t.begin;
@@ -341,24 +354,28 @@ torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
     // torch assumes bool bytes are 0/1; anything else gives inconsistent results.
     for (size_t i = 0; i < nbytes; ++i) {
       if (src[i] > 1) {
-        fail_tensor(path_, name, "BOOL byte " + std::to_string(src[i]) + " at element " +
-                                     std::to_string(i) + " is not 0 or 1");
+        fail_tensor(path_, name,
+                    "BOOL byte " + std::to_string(src[i]) + " at element " + std::to_string(i) +
+                        " is not 0 or 1");
       }
     }
   }
   if (reinterpret_cast<uintptr_t>(src) % spec->itemsize == 0) {
     std::shared_ptr<const Mapping> keep = mapping_;
     return at::from_blob(
-        const_cast<uint8_t*>(src), t.shape, [keep](void*) mutable { keep.reset(); },
-        options);
+        const_cast<uint8_t*>(src), t.shape, [keep](void*) mutable { keep.reset(); }, options);
   }
   at::Tensor copy = at::empty(t.shape, options);
   std::memcpy(copy.data_ptr(), src, nbytes);
   return copy;
 }
 
-const uint8_t* SafetensorsFile::mapped_data() const { return mapping_->data; }
-size_t SafetensorsFile::mapped_size() const { return mapping_->size; }
+const uint8_t* SafetensorsFile::mapped_data() const {
+  return mapping_->data;
+}
+size_t SafetensorsFile::mapped_size() const {
+  return mapping_->size;
+}
 
 // ---------------------------------------------------------------------------------------
 // SafetensorsCheckpoint
@@ -399,8 +416,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir_or_file
     } else if (fs::exists(dir / kSingleFile, ec)) {
       ckpt.files_.push_back(SafetensorsFile::open((dir / kSingleFile).string()));
     } else {
-      fail(dir_or_file, std::string("directory has neither ") + kSingleFile + " nor " +
-                            kIndexFile);
+      fail(dir_or_file, std::string("directory has neither ") + kSingleFile + " nor " + kIndexFile);
     }
   } else if (dir_or_file.size() >= 5 &&
              dir_or_file.compare(dir_or_file.size() - 5, 5, ".json") == 0) {
@@ -526,8 +542,9 @@ void save_safetensors(const std::string& path,
     const DtypeSpec* spec = find_dtype(t.scalar_type());
     if (spec == nullptr) {
       fail_tensor(path, name,
-                  std::string("dtype ") + c10::toString(t.scalar_type()) + " has no "
-                  "safetensors equivalent");
+                  std::string("dtype ") + c10::toString(t.scalar_type()) +
+                      " has no "
+                      "safetensors equivalent");
     }
     PreparedTensor p{name, spec, {}, 0};
     try {
