@@ -4,6 +4,8 @@
 #include "storage/store.h"
 
 #include <algorithm>
+#include <cstdlib>
+#include <mutex>
 #include <filesystem>
 #include <system_error>
 
@@ -12,6 +14,7 @@
 #include <rocksdb/table.h>
 #include <rocksdb/write_batch.h>
 #include <rocksdb/write_buffer_manager.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 
 #include "storage/keys.h"
@@ -24,14 +27,22 @@ namespace fs = std::filesystem;
 
 namespace {
 
+// The `storage` logger: stderr like the daemon's, created on first use unless the
+// embedding program registered its own under that name.
 std::shared_ptr<spdlog::logger> logger() {
-  static std::shared_ptr<spdlog::logger> log = [] {
-    if (auto existing = spdlog::get("storage")) return existing;
-    auto l = spdlog::default_logger()->clone("storage");
-    spdlog::register_logger(l);
-    return l;
-  }();
-  return log;
+  static std::once_flag once;
+  static std::shared_ptr<spdlog::logger> instance;
+  std::call_once(once, [] {
+    instance = spdlog::get("storage");
+    if (instance) return;
+    instance = spdlog::stderr_color_mt("storage");
+    if (std::getenv("JOURNAL_STREAM") || std::getenv("INVOCATION_ID")) {
+      instance->set_pattern("%l %v");  // the journal stamps time and unit itself
+    } else {
+      instance->set_pattern("%Y-%m-%dT%H:%M:%S.%e %^%l%$ storage %v");
+    }
+  });
+  return instance;
 }
 
 struct IdKindInfo {

@@ -21,6 +21,10 @@
 // come from in-memory counters backed by reservations in `meta`, so they are unique
 // and increasing across threads and restarts (a restart may skip ids, never reuses).
 //
+// Logging: the spdlog logger "storage" (stderr; opens, migrations, interrupted runs;
+// never per record). An embedding program may register its own logger under that name
+// before the first open.
+//
 // A database directory can be open in only one Store (one process) at a time; a second
 // open returns Busy. Close by destroying the Store.
 #pragma once

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 #include "daemon/ctl/command.h"
 #include "daemon/ctl/flags.h"
@@ -235,6 +236,8 @@ int db_command(const std::vector<std::string>& args) {
     std::fputs(kUsage, args.empty() ? stderr : stdout);
     return args.empty() ? kExitUsage : kExitOk;
   }
+  // Offline tool: the storage layer's info lines (database opened, ...) are noise here.
+  spdlog::set_level(spdlog::level::warn);
   const std::string& sub = args[0];
   const std::vector<std::string> rest(args.begin() + 1, args.end());
   try {
