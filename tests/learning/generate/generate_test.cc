@@ -1,0 +1,206 @@
+// Generation: greedy output equals the Python reference's for 32 tokens; sampling
+// filters behave as HF's; stop strings, budgets, streaming and prefix caches.
+#include <cmath>
+#include <algorithm>
+#include <map>
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "learning/generate/chat_model.h"
+#include "learning/generate/generator.h"
+#include "learning/generate/sampler.h"
+#include "learning/model/tiny.h"
+#include "testing/kaizen_test.h"
+
+namespace kaizen::generate {
+namespace {
+
+using testing::quote;
+using testing::TempDir;
+
+class TinyChatModel : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    dir_ = new TempDir();
+    model::TinyModelSpec spec;
+    spec.seed = 7;
+    model::write_tiny_model(spec, *dir_ / "m", testing::tokenizer_dir());
+    model_ = new ChatModel(ChatModel::load(*dir_ / "m"));
+  }
+  static void TearDownTestSuite() {
+    delete model_;
+    delete dir_;
+  }
+  static GenerateOptions greedy(int64_t n) {
+    GenerateOptions o;
+    o.max_new_tokens = n;
+    return o;  // no EOS ids: always n tokens
+  }
+  std::vector<int64_t> prompt() const {
+    return model_->encode_chat({{"system", "Bạn là trợ lý của Sabitech."}, {"user", "CHOREI có nghĩa là gì?"}},
+                               text::ChatOptions{true, false});
+  }
+  static TempDir* dir_;
+  static ChatModel* model_;
+};
+TempDir* TinyChatModel::dir_ = nullptr;
+ChatModel* TinyChatModel::model_ = nullptr;
+
+TEST_F(TinyChatModel, GreedyMatchesReferenceFor32Tokens) {
+  KAIZEN_REQUIRE_REF();
+  auto ids = prompt();
+  std::string csv;
+  for (size_t i = 0; i < ids.size(); ++i) csv += (i ? "," : "") + std::to_string(ids[i]);
+  auto out = nlohmann::json::parse(
+      testing::run_ref("generate --model " + quote(*dir_ / "m") + " --ids " + csv + " --max-tokens 32"));
+  std::vector<int64_t> ref = out.at("ids").get<std::vector<int64_t>>();
+  GenerateResult r = generate(*model_->decoder, model_->tokenizer, ids, nullptr, greedy(32));
+  ASSERT_EQ(r.ids.size(), 32u);
+  EXPECT_EQ(r.ids, ref);
+  EXPECT_EQ(r.finish, FinishReason::kLength);
+  EXPECT_EQ(r.prompt_tokens, static_cast<int64_t>(ids.size()));
+}
+
+TEST_F(TinyChatModel, StreamedDeltasConcatenateToTheText) {
+  std::string streamed;
+  int calls = 0;
+  auto r = generate(*model_->decoder, model_->tokenizer, prompt(), nullptr, greedy(24),
+                    [&](std::string_view d) {
+                      streamed += d;
+                      ++calls;
+                      return true;
+                    });
+  EXPECT_EQ(streamed, r.text);
+  EXPECT_GT(calls, 1);
+  EXPECT_EQ(r.text, model_->tokenizer->decode(std::vector<int32_t>(r.ids.begin(), r.ids.end()), true));
+}
+
+TEST_F(TinyChatModel, StopStringCutsTheTextAndIsNeverStreamed) {
+  auto full = generate(*model_->decoder, model_->tokenizer, prompt(), nullptr, greedy(24));
+  ASSERT_GE(full.text.size(), 8u);
+  // A stop string taken from the middle of what the model says anyway.
+  const size_t at = full.text.size() / 2;
+  const std::string stop = full.text.substr(at, 3);
+  const size_t first = full.text.find(stop);
+  auto opts = greedy(24);
+  opts.stop = {stop};
+  std::string streamed;
+  auto r = generate(*model_->decoder, model_->tokenizer, prompt(), nullptr, opts, [&](std::string_view d) {
+    streamed += d;
+    return true;
+  });
+  EXPECT_EQ(r.finish, FinishReason::kStop);
+  EXPECT_EQ(r.text, full.text.substr(0, first));
+  EXPECT_EQ(streamed, r.text);
+}
+
+TEST_F(TinyChatModel, EosEndsGenerationAndIsNotInTheText) {
+  auto full = generate(*model_->decoder, model_->tokenizer, prompt(), nullptr, greedy(10));
+  auto opts = greedy(10);
+  opts.eos_token_ids = {full.ids[4]};
+  auto r = generate(*model_->decoder, model_->tokenizer, prompt(), nullptr, opts);
+  EXPECT_EQ(r.finish, FinishReason::kStop);
+  // Ends at the first occurrence of that id.
+  size_t first = std::find(full.ids.begin(), full.ids.end(), full.ids[4]) - full.ids.begin();
+  EXPECT_EQ(r.ids, std::vector<int64_t>(full.ids.begin(), full.ids.begin() + first));
+}
+
+TEST_F(TinyChatModel, CancelFromCallbackStops) {
+  int n = 0;
+  auto r = generate(*model_->decoder, model_->tokenizer, prompt(), nullptr, greedy(50),
+                    [&](std::string_view) { return ++n < 3; });
+  EXPECT_EQ(r.finish, FinishReason::kCancelled);
+  EXPECT_LT(r.ids.size(), 50u);
+}
+
+TEST_F(TinyChatModel, PrefixCacheGivesTheSameOutput) {
+  auto ids = prompt();
+  auto plain = generate(*model_->decoder, model_->tokenizer, ids, nullptr, greedy(16));
+  c10::InferenceMode guard;
+  const int64_t P = static_cast<int64_t>(ids.size()) - 3;
+  model::KVCache prefix = model_->decoder->make_cache(1, P);
+  model_->decoder->forward(torch::tensor(std::vector<int64_t>(ids.begin(), ids.begin() + P)).view({1, -1}),
+                           &prefix, nullptr, model::LogitsFor::kLast);
+  auto cached = generate(*model_->decoder, model_->tokenizer, ids, nullptr, greedy(16), {}, &prefix);
+  EXPECT_EQ(cached.ids, plain.ids);
+  EXPECT_EQ(cached.cached_tokens, P);
+  EXPECT_EQ(prefix.length(0), P);  // the shared prefix was not modified
+}
+
+TEST(Sampler, GreedyAndDegenerateFiltersPickTheArgmax) {
+  torch::manual_seed(0);
+  torch::Tensor logits = torch::randn({1000});
+  const int64_t argmax = logits.argmax().item<int64_t>();
+  EXPECT_EQ(Sampler({}).sample(logits, {}), argmax);
+  for (int i = 0; i < 20; ++i) {
+    EXPECT_EQ(Sampler({1.0, 1, 1.0, 0.0, 1.0, i}).sample(logits, {}), argmax);      // top_k 1
+    EXPECT_EQ(Sampler({1.0, 0, 1e-9, 0.0, 1.0, i}).sample(logits, {}), argmax);     // tiny top_p
+    EXPECT_EQ(Sampler({1.0, 0, 1.0, 1.0, 1.0, i}).sample(logits, {}), argmax);      // min_p 1
+  }
+}
+
+TEST(Sampler, SeededIsDeterministic) {
+  torch::Tensor logits = torch::randn({5000});
+  std::vector<int64_t> a, b;
+  Sampler s1({0.8, 50, 0.9, 0.0, 1.0, 42}), s2({0.8, 50, 0.9, 0.0, 1.0, 42});
+  for (int i = 0; i < 50; ++i) {
+    a.push_back(s1.sample(logits, {}));
+    b.push_back(s2.sample(logits, {}));
+  }
+  EXPECT_EQ(a, b);
+  EXPECT_GT(std::set<int64_t>(a.begin(), a.end()).size(), 1u);
+}
+
+TEST(Sampler, FrequenciesFollowTheTemperedSoftmaxWithinTopK) {
+  torch::Tensor logits = torch::tensor({2.0f, 1.0f, 0.5f, 0.0f, -1.0f, -5.0f});
+  const double T = 0.7;
+  Sampler s({T, 4, 1.0, 0.0, 1.0, 123});
+  std::map<int64_t, int> counts;
+  const int N = 20000;
+  for (int i = 0; i < N; ++i) counts[s.sample(logits, {})]++;
+  EXPECT_EQ(counts.count(4), 0u);  // outside top-4
+  EXPECT_EQ(counts.count(5), 0u);
+  torch::Tensor p = torch::softmax(logits.narrow(0, 0, 4) / T, 0);
+  for (int k = 0; k < 4; ++k) {
+    const double expect = p[k].item<double>();
+    EXPECT_NEAR(counts[k] / double(N), expect, 4 * std::sqrt(expect * (1 - expect) / N) + 1e-3) << k;
+  }
+}
+
+TEST(Sampler, TopPKeepsTheSmallestPrefixReachingP) {
+  // probs 0.5, 0.3, 0.2 -> top_p 0.7 keeps {0, 1}.
+  torch::Tensor logits = torch::log(torch::tensor({0.5f, 0.3f, 0.2f}));
+  Sampler s({1.0, 0, 0.7, 0.0, 1.0, 9});
+  std::set<int64_t> seen;
+  for (int i = 0; i < 2000; ++i) seen.insert(s.sample(logits, {}));
+  EXPECT_EQ(seen, (std::set<int64_t>{0, 1}));
+}
+
+TEST(Sampler, RepetitionPenaltyAsHF) {
+  // HF: positive logits are divided, negative multiplied, once per distinct token.
+  torch::Tensor logits = torch::tensor({3.0f, 2.9f, 0.5f, -0.2f});
+  EXPECT_EQ(Sampler({}).sample(logits, {}), 0);
+  EXPECT_EQ(Sampler({0.0, 0, 1.0, 0.0, 1.1, 0}).sample(logits, {0, 0, 0}), 1);  // 3/1.1 < 2.9
+  EXPECT_EQ(Sampler({0.0, 0, 1.0, 0.0, 40.0, 0}).sample(logits, {0, 1}), 2);    // 0.075, 0.0725 < 0.5
+  // Negative logits are multiplied: -1 * 3 = -3 < -2.
+  torch::Tensor negative = torch::tensor({-1.0f, -2.0f});
+  EXPECT_EQ(Sampler({0.0, 0, 1.0, 0.0, 3.0, 0}).sample(negative, {0}), 1);
+  // Once per distinct token: penalty 1.4 twice would be 3/1.96 < 2, once is 3/1.4 > 2.
+  torch::Tensor two = torch::tensor({3.0f, 2.0f});
+  EXPECT_EQ(Sampler({0.0, 0, 1.0, 0.0, 1.4, 0}).sample(two, {0, 0}), 0);
+}
+
+TEST(Sampler, RejectsBadParameters) {
+  EXPECT_THROW(Sampler({-1.0, 0, 1.0, 0.0, 1.0, 0}), std::invalid_argument);
+  EXPECT_THROW(Sampler({1.0, 0, 0.0, 0.0, 1.0, 0}), std::invalid_argument);
+  EXPECT_THROW(Sampler({1.0, -2, 1.0, 0.0, 1.0, 0}), std::invalid_argument);
+  EXPECT_THROW(Sampler({1.0, 0, 1.0, 2.0, 1.0, 0}), std::invalid_argument);
+}
+
+}  // namespace
+}  // namespace kaizen::generate
