@@ -3,13 +3,13 @@
 // per message), measured in the same run on the same disk.
 //
 // usage: storage_log_bench [--dir D] [--messages N] [--sync-messages N] [--bytes B]
+#include <unistd.h>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <string>
-#include <unistd.h>
 
 #include "storage/store.h"
 
@@ -59,15 +59,20 @@ Result_ run(const std::string& dir, bool sync, int messages, size_t bytes) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::string dir = (std::filesystem::temp_directory_path() /
-                     ("kaizen-log-bench-" + std::to_string(getpid()))).string();
+  std::string dir =
+      (std::filesystem::temp_directory_path() / ("kaizen-log-bench-" + std::to_string(getpid())))
+          .string();
   int messages = 20000, sync_messages = 1000;
   size_t bytes = 400;
   for (int i = 1; i + 1 < argc; i += 2) {
-    if (!std::strcmp(argv[i], "--dir")) dir = argv[i + 1];
-    else if (!std::strcmp(argv[i], "--messages")) messages = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--sync-messages")) sync_messages = std::atoi(argv[i + 1]);
-    else if (!std::strcmp(argv[i], "--bytes")) bytes = std::strtoul(argv[i + 1], nullptr, 10);
+    if (!std::strcmp(argv[i], "--dir"))
+      dir = argv[i + 1];
+    else if (!std::strcmp(argv[i], "--messages"))
+      messages = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--sync-messages"))
+      sync_messages = std::atoi(argv[i + 1]);
+    else if (!std::strcmp(argv[i], "--bytes"))
+      bytes = std::strtoul(argv[i + 1], nullptr, 10);
     else {
       std::fprintf(stderr, "unknown flag %s\n", argv[i]);
       return 2;

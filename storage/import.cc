@@ -87,15 +87,17 @@ Status import_chat_jsonl(Store& store, std::istream& in, const std::string& sour
     pending.push_back(std::move(e));
     if (pending.size() >= kChunk) KAIZEN_RETURN_IF_ERROR(flush());
   }
-  if (in.bad()) return Status::IOError(source_name + ": read error after line " +
-                                       std::to_string(report->lines));
+  if (in.bad())
+    return Status::IOError(source_name + ": read error after line " +
+                           std::to_string(report->lines));
   return flush();
 }
 
 Status import_chat_jsonl_file(Store& store, const std::string& path, ImportReport* report) {
   std::error_code ec;
   if (!std::filesystem::exists(path, ec)) return Status::NotFound(path + ": no such file");
-  if (std::filesystem::is_directory(path, ec)) return Status::InvalidArgument(path + ": is a directory");
+  if (std::filesystem::is_directory(path, ec))
+    return Status::InvalidArgument(path + ": is a directory");
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::IOError(path + ": cannot open for reading");
   return import_chat_jsonl(store, in, std::filesystem::path(path).filename().string(), report);

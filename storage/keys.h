@@ -7,7 +7,8 @@
 //                  'x' id                    -> conversation_id (u64 BE)  message index
 //   feedback       id                        -> Feedback
 //   examples       'e' id                    -> Example
-//                  's' state id              -> ""   (index: examples by state)
+//                  's' state seq             -> id   (index: examples by state, in the
+//                                               order they entered it)
 //                  'h' sha256(content)       -> id   (index: content dedupe, schema >= 2)
 //   replay         'n'                       -> seen count (u64 BE)
 //                  'r' slot (u32 BE)         -> ReplayEntry
@@ -62,16 +63,24 @@ inline std::string tagged(char tag, uint64_t a, uint64_t b) {
 }
 
 // Column-family-specific keys (see the layout above).
-inline std::string conversation(uint64_t id) { return u64(id); }
+inline std::string conversation(uint64_t id) {
+  return u64(id);
+}
 inline std::string message(uint64_t conversation_id, uint64_t id) {
   return tagged('m', conversation_id, id);
 }
-inline std::string message_index(uint64_t id) { return tagged('x', id); }
-inline std::string feedback(uint64_t id) { return u64(id); }
-inline std::string example(uint64_t id) { return tagged('e', id); }
-inline std::string example_state(uint8_t state, uint64_t id) {
+inline std::string message_index(uint64_t id) {
+  return tagged('x', id);
+}
+inline std::string feedback(uint64_t id) {
+  return u64(id);
+}
+inline std::string example(uint64_t id) {
+  return tagged('e', id);
+}
+inline std::string example_state(uint8_t state, uint64_t seq) {
   std::string k{'s', static_cast<char>(state)};
-  put_u64(&k, id);
+  put_u64(&k, seq);
   return k;
 }
 inline std::string example_hash(std::string_view sha256_digest) {
@@ -83,11 +92,17 @@ inline std::string replay_slot(uint32_t slot) {
   return k;
 }
 inline const std::string kReplaySeen = "n";
-inline std::string adapter(uint64_t version) { return u64(version); }
-inline std::string run(uint64_t id) { return u64(id); }
+inline std::string adapter(uint64_t version) {
+  return u64(version);
+}
+inline std::string run(uint64_t id) {
+  return u64(id);
+}
 inline const std::string kSchemaVersion = "schema_version";
 inline const std::string kActiveAdapter = "active_adapter";
-inline std::string id_counter(std::string_view kind) { return "id/" + std::string(kind); }
+inline std::string id_counter(std::string_view kind) {
+  return "id/" + std::string(kind);
+}
 
 // Printable form of a key for error messages: printable ASCII kept, other bytes as \xNN.
 std::string printable(std::string_view key);

@@ -38,25 +38,40 @@ const char* const kSourceNames[] = {"knowledge", "feedback", "correction"};
 const char* const kExampleStateNames[] = {"pending", "approved", "rejected", "trained"};
 const char* const kReviewNames[] = {"pending", "accepted", "rejected"};
 const char* const kAdapterStateNames[] = {"candidate", "active", "rejected", "retired"};
-const char* const kRunStateNames[] = {"running", "published", "rejected", "failed",
-                                      "interrupted"};
+const char* const kRunStateNames[] = {"running", "published", "rejected", "failed", "interrupted"};
 
 }  // namespace
 
-const char* to_string(ExampleSource v) { return name_of(v, kSourceNames); }
-const char* to_string(ExampleState v) { return name_of(v, kExampleStateNames); }
-const char* to_string(ReviewState v) { return name_of(v, kReviewNames); }
-const char* to_string(AdapterState v) { return name_of(v, kAdapterStateNames); }
-const char* to_string(RunState v) { return name_of(v, kRunStateNames); }
-bool parse(std::string_view s, ExampleSource* out) { return parse_name(s, kSourceNames, out); }
+const char* to_string(ExampleSource v) {
+  return name_of(v, kSourceNames);
+}
+const char* to_string(ExampleState v) {
+  return name_of(v, kExampleStateNames);
+}
+const char* to_string(ReviewState v) {
+  return name_of(v, kReviewNames);
+}
+const char* to_string(AdapterState v) {
+  return name_of(v, kAdapterStateNames);
+}
+const char* to_string(RunState v) {
+  return name_of(v, kRunStateNames);
+}
+bool parse(std::string_view s, ExampleSource* out) {
+  return parse_name(s, kSourceNames, out);
+}
 bool parse(std::string_view s, ExampleState* out) {
   return parse_name(s, kExampleStateNames, out);
 }
-bool parse(std::string_view s, ReviewState* out) { return parse_name(s, kReviewNames, out); }
+bool parse(std::string_view s, ReviewState* out) {
+  return parse_name(s, kReviewNames, out);
+}
 bool parse(std::string_view s, AdapterState* out) {
   return parse_name(s, kAdapterStateNames, out);
 }
-bool parse(std::string_view s, RunState* out) { return parse_name(s, kRunStateNames, out); }
+bool parse(std::string_view s, RunState* out) {
+  return parse_name(s, kRunStateNames, out);
+}
 
 // --- serialization helpers ---
 
@@ -90,8 +105,7 @@ void get_enum(const json& j, const char* key, E* out) {
 }
 
 template <typename F>
-Status decode_json(std::string_view bytes, const std::string& where, const char* kind,
-                   F&& fill) {
+Status decode_json(std::string_view bytes, const std::string& where, const char* kind, F&& fill) {
   json j = json::parse(bytes.begin(), bytes.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded() || !j.is_object()) {
     return Status::Corruption(where + ": not a " + kind + " record (" +
@@ -103,8 +117,7 @@ Status decode_json(std::string_view bytes, const std::string& where, const char*
   }
   const int64_t version = v->get<int64_t>();
   if (version > kRecordVersion) {
-    return Status::NotSupported(where + ": " + kind + " record version " +
-                                std::to_string(version) +
+    return Status::NotSupported(where + ": " + kind + " record version " + std::to_string(version) +
                                 " is newer than this kaizen build reads (up to " +
                                 std::to_string(kRecordVersion) + "); upgrade kaizen");
   }
@@ -131,8 +144,11 @@ json messages_json(const std::vector<ChatMessage>& messages) {
 // --- Conversation ---
 
 std::string encode(const Conversation& r) {
-  return dump({{"id", r.id}, {"created_ms", r.created_ms}, {"user", r.user},
-               {"title", r.title}, {"model", r.model}});
+  return dump({{"id", r.id},
+               {"created_ms", r.created_ms},
+               {"user", r.user},
+               {"title", r.title},
+               {"model", r.model}});
 }
 Status decode(std::string_view bytes, const std::string& where, Conversation* out) {
   Conversation r;
@@ -217,9 +233,12 @@ json to_json(const Example& r) {
           {"feedback_id", r.feedback_id},
           {"created_ms", r.created_ms},
           {"updated_ms", r.updated_ms},
-          {"reviewer", r.reviewer}};
+          {"reviewer", r.reviewer},
+          {"state_seq", r.state_seq}};
 }
-std::string encode(const Example& r) { return dump(to_json(r)); }
+std::string encode(const Example& r) {
+  return dump(to_json(r));
+}
 Status decode(std::string_view bytes, const std::string& where, Example* out) {
   Example r;
   Status s = decode_json(bytes, where, "example", [&](const json& j) {
@@ -228,8 +247,7 @@ Status decode(std::string_view bytes, const std::string& where, Example* out) {
     if (it != j.end()) {
       if (!it->is_array()) throw BadField("'messages' is not an array");
       for (const auto& m : *it) {
-        r.messages.push_back(
-            {m.at("role").get<std::string>(), m.at("content").get<std::string>()});
+        r.messages.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
       }
     }
     get_enum(j, "source", &r.source);
@@ -240,6 +258,7 @@ Status decode(std::string_view bytes, const std::string& where, Example* out) {
     get_opt(j, "created_ms", &r.created_ms);
     get_opt(j, "updated_ms", &r.updated_ms);
     get_opt(j, "reviewer", &r.reviewer);
+    get_opt(j, "state_seq", &r.state_seq);
   });
   if (s.ok()) *out = std::move(r);
   return s;
@@ -248,12 +267,13 @@ Status decode(std::string_view bytes, const std::string& where, Example* out) {
 // --- Adapter ---
 
 json to_json(const Adapter& r) {
-  return {{"version", r.version},   {"parent", r.parent},
-          {"path", r.path},         {"metrics", r.metrics},
-          {"state", to_string(r.state)}, {"pinned", r.pinned},
-          {"created_ms", r.created_ms},  {"run_id", r.run_id}};
+  return {{"version", r.version},       {"parent", r.parent},          {"path", r.path},
+          {"metrics", r.metrics},       {"state", to_string(r.state)}, {"pinned", r.pinned},
+          {"created_ms", r.created_ms}, {"run_id", r.run_id}};
 }
-std::string encode(const Adapter& r) { return dump(to_json(r)); }
+std::string encode(const Adapter& r) {
+  return dump(to_json(r));
+}
 Status decode(std::string_view bytes, const std::string& where, Adapter* out) {
   Adapter r;
   Status s = decode_json(bytes, where, "adapter", [&](const json& j) {
@@ -287,7 +307,9 @@ json to_json(const Run& r) {
           {"finished_ms", r.finished_ms},
           {"phase_seconds", r.phase_seconds}};
 }
-std::string encode(const Run& r) { return dump(to_json(r)); }
+std::string encode(const Run& r) {
+  return dump(to_json(r));
+}
 Status decode(std::string_view bytes, const std::string& where, Run* out) {
   Run r;
   Status s = decode_json(bytes, where, "run", [&](const json& j) {

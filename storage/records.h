@@ -56,11 +56,11 @@ bool parse(std::string_view s, RunState* out);
 // --- records ---
 
 struct Conversation {
-  uint64_t id = 0;          // assigned by Store::create_conversation
-  int64_t created_ms = 0;   // 0 = now, filled by the store
-  std::string user;         // who started it (API key name, unix user, ...)
-  std::string title;        // optional, e.g. the first user line
-  std::string model;        // the requested model field: "kaizen", "kaizen@v7", "base"
+  uint64_t id = 0;         // assigned by Store::create_conversation
+  int64_t created_ms = 0;  // 0 = now, filled by the store
+  std::string user;        // who started it (API key name, unix user, ...)
+  std::string title;       // optional, e.g. the first user line
+  std::string model;       // the requested model field: "kaizen", "kaizen@v7", "base"
 };
 
 // One chat turn as it appears in training data: role is "system", "user" or "assistant".
@@ -74,8 +74,8 @@ struct Message {
   uint64_t conversation_id = 0;  // must exist
   std::string role;              // "system" | "user" | "assistant"
   std::string content;
-  int64_t created_ms = 0;        // 0 = now
-  uint32_t prompt_tokens = 0;    // tokens read to produce it (assistant messages)
+  int64_t created_ms = 0;      // 0 = now
+  uint32_t prompt_tokens = 0;  // tokens read to produce it (assistant messages)
   uint32_t completion_tokens = 0;
   uint64_t adapter_version = 0;  // adapter that produced it; 0 = base model / not generated
   uint32_t latency_ms = 0;       // request start to last token
@@ -87,13 +87,13 @@ struct Feedback {
   int rating = 0;           // +1 or -1 (0 = correction only)
   std::string correction;   // what the answer should have been; empty = none
   std::string author;
-  int64_t created_ms = 0;   // 0 = now
+  int64_t created_ms = 0;  // 0 = now
   ReviewState review = ReviewState::kPending;
   uint64_t example_id = 0;  // the correction example written with it; 0 = none
 };
 
 struct Example {
-  uint64_t id = 0;  // assigned by the store; also the "sequence number" of list_examples
+  uint64_t id = 0;                    // assigned by the store
   std::vector<ChatMessage> messages;  // OpenAI chat format; last one is the assistant answer
   ExampleSource source = ExampleSource::kKnowledge;
   std::string provenance;  // "faq.jsonl:12", "feedback:42 by alice", ...
@@ -103,6 +103,10 @@ struct Example {
   int64_t created_ms = 0;              // 0 = now
   int64_t updated_ms = 0;              // last state change
   std::string reviewer;                // who approved/rejected it
+  // Set by the store on every state change: increases in commit order across all
+  // examples, so "approved since N" (list_examples with cursor N) never misses an
+  // example approved after an earlier read, whatever its id.
+  uint64_t state_seq = 0;
 };
 
 struct Adapter {
@@ -111,24 +115,24 @@ struct Adapter {
   std::string path;      // adapter directory, relative to the state dir ("adapters/v000007")
   std::map<std::string, double> metrics;  // gate metrics: learn_acc, retain_drop, canary_kl...
   AdapterState state = AdapterState::kCandidate;
-  bool pinned = false;   // kept by garbage collection even when retired
+  bool pinned = false;  // kept by garbage collection even when retired
   int64_t created_ms = 0;
-  uint64_t run_id = 0;   // the run that trained it; 0 = imported
+  uint64_t run_id = 0;  // the run that trained it; 0 = imported
 };
 
 struct Run {
-  uint64_t id = 0;       // assigned by Store::create_run
-  std::string trigger;   // "min_new_examples" | "interval" | "manual" | ...
+  uint64_t id = 0;                    // assigned by Store::create_run
+  std::string trigger;                // "min_new_examples" | "interval" | "manual" | ...
   std::vector<uint64_t> example_ids;  // new examples trained on
   std::vector<uint64_t> replay_ids;   // replay sample mixed in
   nlohmann::json config = nlohmann::json::object();  // trainer config as given
-  std::vector<float> loss_curve;       // one value per logged step
+  std::vector<float> loss_curve;                     // one value per logged step
   std::map<std::string, double> metrics;
-  std::string verdict;                 // human summary: "published v7", "retain drop 0.08 > 0.05"
+  std::string verdict;  // human summary: "published v7", "retain drop 0.08 > 0.05"
   RunState state = RunState::kRunning;
-  uint64_t adapter_version = 0;        // candidate it produced; 0 = none yet
-  int64_t started_ms = 0;              // 0 = now
-  int64_t finished_ms = 0;             // 0 = still running
+  uint64_t adapter_version = 0;                 // candidate it produced; 0 = none yet
+  int64_t started_ms = 0;                       // 0 = now
+  int64_t finished_ms = 0;                      // 0 = still running
   std::map<std::string, double> phase_seconds;  // "dataset", "train", "validate", "publish"
 };
 

@@ -56,9 +56,9 @@ class ReplayReservoir {
 
  private:
   const uint32_t capacity_;
-  mutable std::mutex mu_;              // guards everything below
+  mutable std::mutex mu_;  // guards everything below
   uint64_t seen_ = 0;
-  std::vector<ReplayEntry> slots_;     // size min(seen_, capacity_) unless damaged
+  std::vector<ReplayEntry> slots_;  // size min(seen_, capacity_) unless damaged
   std::mt19937_64 rng_;
 };
 

@@ -6,15 +6,24 @@ namespace kaizen::storage {
 
 const char* Status::CodeName(Code code) {
   switch (code) {
-    case Code::kOk: return "OK";
-    case Code::kNotFound: return "NotFound";
-    case Code::kCorruption: return "Corruption";
-    case Code::kIOError: return "IOError";
-    case Code::kInvalidArgument: return "InvalidArgument";
-    case Code::kBusy: return "Busy";
-    case Code::kNotSupported: return "NotSupported";
-    case Code::kAlreadyExists: return "AlreadyExists";
-    case Code::kAborted: return "Aborted";
+    case Code::kOk:
+      return "OK";
+    case Code::kNotFound:
+      return "NotFound";
+    case Code::kCorruption:
+      return "Corruption";
+    case Code::kIOError:
+      return "IOError";
+    case Code::kInvalidArgument:
+      return "InvalidArgument";
+    case Code::kBusy:
+      return "Busy";
+    case Code::kNotSupported:
+      return "NotSupported";
+    case Code::kAlreadyExists:
+      return "AlreadyExists";
+    case Code::kAborted:
+      return "Aborted";
   }
   return "Unknown";
 }

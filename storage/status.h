@@ -78,7 +78,7 @@ class [[nodiscard]] Status {
 template <typename T>
 class [[nodiscard]] Result {
  public:
-  Result(T value) : value_(std::move(value)) {}  // NOLINT: implicit on purpose
+  Result(T value) : value_(std::move(value)) {}         // NOLINT: implicit on purpose
   Result(Status status) : status_(std::move(status)) {  // NOLINT
     assert(!status_.ok() && "Result(Status) needs an error; pass a value for success");
     if (status_.ok()) status_ = Status::InvalidArgument("Result built from OK status");
@@ -113,8 +113,8 @@ class [[nodiscard]] Result {
 
 // Return early from a function returning Status or Result<U> when `expr` (a Status)
 // is not OK.
-#define KAIZEN_RETURN_IF_ERROR(expr)                   \
-  do {                                                 \
-    ::kaizen::storage::Status _kaizen_s = (expr);      \
-    if (!_kaizen_s.ok()) return _kaizen_s;             \
+#define KAIZEN_RETURN_IF_ERROR(expr)              \
+  do {                                            \
+    ::kaizen::storage::Status _kaizen_s = (expr); \
+    if (!_kaizen_s.ok()) return _kaizen_s;        \
   } while (0)

@@ -5,8 +5,8 @@
 
 #include <algorithm>
 #include <cstdlib>
-#include <mutex>
 #include <filesystem>
+#include <mutex>
 #include <system_error>
 
 #include <rocksdb/cache.h>
@@ -52,8 +52,8 @@ struct IdKindInfo {
 // Chat ids are reserved in large blocks (one fsync per block); adapter versions and
 // runs one at a time so operators see v1, v2, v3 without gaps.
 constexpr IdKindInfo kIdKinds[kIdKindCount] = {
-    {"conversation", 256}, {"message", 1024}, {"feedback", 64},
-    {"example", 256},      {"adapter", 1},    {"run", 1}};
+    {"conversation", 256}, {"message", 1024}, {"feedback", 64},     {"example", 256},
+    {"adapter", 1},        {"run", 1},        {"example_seq", 1024}};
 
 bool is_lock_error(const rocksdb::Status& s) {
   const std::string m = s.ToString();
@@ -64,7 +64,8 @@ bool is_lock_error(const rocksdb::Status& s) {
 std::string describe_key(const std::string& key) {
   auto numbers = [&](size_t from) {
     std::string out;
-    for (size_t p = from; p + 8 <= key.size(); p += 8) out += "#" + std::to_string(*keys::get_u64(key, p));
+    for (size_t p = from; p + 8 <= key.size(); p += 8)
+      out += "#" + std::to_string(*keys::get_u64(key, p));
     return out;
   };
   if (!key.empty() && key.size() % 8 == 0) return numbers(0);
@@ -122,7 +123,8 @@ Result<std::unique_ptr<Store>> Store::open(const std::string& dir, const StoreOp
   for (int k = 0; k < kIdKindCount; ++k) {
     const std::string key = keys::id_counter(kIdKinds[k].name);
     std::string value;
-    rocksdb::Status rs = store->h_->db->Get(rocksdb::ReadOptions(), store->h_->cf[kCfMeta], key, &value);
+    rocksdb::Status rs =
+        store->h_->db->Get(rocksdb::ReadOptions(), store->h_->cf[kCfMeta], key, &value);
     uint64_t next = 1;
     if (rs.ok()) {
       auto v = keys::get_u64(value);
@@ -221,7 +223,8 @@ Status Store::check_schema() {
   if (rs.IsNotFound()) {
     // A new database, or one whose creation crashed before this write: every CF empty.
     for (int cf = 0; cf < kCfCount; ++cf) {
-      std::unique_ptr<rocksdb::Iterator> it(h_->db->NewIterator(rocksdb::ReadOptions(), h_->cf[cf]));
+      std::unique_ptr<rocksdb::Iterator> it(
+          h_->db->NewIterator(rocksdb::ReadOptions(), h_->cf[cf]));
       it->SeekToFirst();
       if (it->Valid()) {
         return Status::Corruption(dir_ + ": meta/schema_version is missing but " + cf_name(cf) +
@@ -257,14 +260,14 @@ Status Store::migrate_from(uint32_t version) {
   rocksdb::WriteBatch batch;
   if (version < 2) {
     // v2 adds the content-hash index over examples.
-    std::unique_ptr<rocksdb::Iterator> it(h_->db->NewIterator(rocksdb::ReadOptions(), h_->cf[kCfExamples]));
+    std::unique_ptr<rocksdb::Iterator> it(
+        h_->db->NewIterator(rocksdb::ReadOptions(), h_->cf[kCfExamples]));
     uint64_t indexed = 0;
     for (it->Seek("e"); it->Valid() && it->key().starts_with("e"); it->Next()) {
       Example e;
-      KAIZEN_RETURN_IF_ERROR(decode(it->value().ToStringView(),
-                                    where(kCfExamples, it->key().ToString()), &e));
-      batch.Put(h_->cf[kCfExamples], keys::example_hash(content_hash(e.messages)),
-                keys::u64(e.id));
+      KAIZEN_RETURN_IF_ERROR(
+          decode(it->value().ToStringView(), where(kCfExamples, it->key().ToString()), &e));
+      batch.Put(h_->cf[kCfExamples], keys::example_hash(content_hash(e.messages)), keys::u64(e.id));
       ++indexed;
     }
     KAIZEN_RETURN_IF_ERROR(from_rocksdb(it->status(), "scan examples for migration"));
@@ -273,8 +276,9 @@ Status Store::migrate_from(uint32_t version) {
   std::string v;
   keys::put_u32(&v, kSchemaVersion);
   batch.Put(h_->cf[kCfMeta], keys::kSchemaVersion, v);
-  return write(&batch, /*sync=*/true).WithContext("migrate schema " + std::to_string(version) +
-                                                  " -> " + std::to_string(kSchemaVersion));
+  return write(&batch, /*sync=*/true)
+      .WithContext("migrate schema " + std::to_string(version) + " -> " +
+                   std::to_string(kSchemaVersion));
 }
 
 Status Store::load_replay() {
@@ -291,14 +295,16 @@ Status Store::load_replay() {
     return from_rocksdb(rs, "read replay/n");
   }
   std::map<uint32_t, ReplayEntry> slots;
-  std::unique_ptr<rocksdb::Iterator> it(h_->db->NewIterator(rocksdb::ReadOptions(), h_->cf[kCfReplay]));
+  std::unique_ptr<rocksdb::Iterator> it(
+      h_->db->NewIterator(rocksdb::ReadOptions(), h_->cf[kCfReplay]));
   for (it->Seek("r"); it->Valid() && it->key().starts_with("r"); it->Next()) {
     const std::string key = it->key().ToString();
     auto slot = keys::get_u32(key, 1);
     ReplayEntry entry;
     Status s = decode(it->value().ToStringView(), where(kCfReplay, key), &entry);
     if (!slot || !s.ok()) {
-      logger()->warn("skipping bad replay slot key={} error={}", keys::printable(key), s.ToString());
+      logger()->warn("skipping bad replay slot key={} error={}", keys::printable(key),
+                     s.ToString());
       continue;
     }
     slots[*slot] = entry;
@@ -310,7 +316,8 @@ Status Store::load_replay() {
 
 Status Store::interrupt_stale_runs() {
   rocksdb::WriteBatch batch;
-  std::unique_ptr<rocksdb::Iterator> it(h_->db->NewIterator(rocksdb::ReadOptions(), h_->cf[kCfRuns]));
+  std::unique_ptr<rocksdb::Iterator> it(
+      h_->db->NewIterator(rocksdb::ReadOptions(), h_->cf[kCfRuns]));
   for (it->SeekToFirst(); it->Valid(); it->Next()) {
     Run run;
     Status s = decode(it->value().ToStringView(), where(kCfRuns, it->key().ToString()), &run);
@@ -341,8 +348,9 @@ Result<uint64_t> Store::next_id(int kind) {
   return ids.allocate([&](uint64_t limit) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    return from_rocksdb(h_->db->Put(wo, h_->cf[kCfMeta], keys::id_counter(ids.name()), keys::u64(limit)),
-                        "reserve " + ids.name() + " ids");
+    return from_rocksdb(
+        h_->db->Put(wo, h_->cf[kCfMeta], keys::id_counter(ids.name()), keys::u64(limit)),
+        "reserve " + ids.name() + " ids");
   });
 }
 
@@ -386,7 +394,9 @@ Result<std::vector<Store::Row>> Store::scan_page(int cf, const std::string& pref
 // --- chat log ---
 
 namespace {
-bool valid_role(const std::string& r) { return r == "system" || r == "user" || r == "assistant"; }
+bool valid_role(const std::string& r) {
+  return r == "system" || r == "user" || r == "assistant";
+}
 }  // namespace
 
 Result<Conversation> Store::create_conversation(Conversation c) {
@@ -468,7 +478,8 @@ Result<Run> Store::create_run(Run run) {
 Status Store::update_run(const Run& run) {
   std::lock_guard<std::mutex> lock(write_mu_);
   std::string ignored;
-  rocksdb::Status rs = h_->db->Get(rocksdb::ReadOptions(), h_->cf[kCfRuns], keys::run(run.id), &ignored);
+  rocksdb::Status rs =
+      h_->db->Get(rocksdb::ReadOptions(), h_->cf[kCfRuns], keys::run(run.id), &ignored);
   if (rs.IsNotFound()) return Status::NotFound("run " + std::to_string(run.id) + " not found");
   KAIZEN_RETURN_IF_ERROR(from_rocksdb(rs, "read run"));
   rocksdb::WriteBatch batch;
@@ -476,7 +487,9 @@ Status Store::update_run(const Run& run) {
   return write(&batch, /*sync=*/true);
 }
 
-Result<Run> Store::get_run(uint64_t id) { return get_record<Run>(kCfRuns, keys::run(id)); }
+Result<Run> Store::get_run(uint64_t id) {
+  return get_record<Run>(kCfRuns, keys::run(id));
+}
 
 Result<Page<Run>> Store::list_runs(const PageRequest& page) {
   return list_records<Run>(kCfRuns, "", page, /*newest_first=*/true);

@@ -16,8 +16,8 @@
 //    them in one RocksDB WriteBatch: after a crash all of them are there or none.
 //
 // Thread safety: a Store is safe to use from any number of threads at once. Chat
-// writes take no store-level lock; read-modify-write operations (state transitions,
-// import dedupe, publish, the replay reservoir) serialize on an internal mutex. Ids
+// writes take no store-level lock; example writes, publish and the replay reservoir
+// serialize on an internal mutex (so their order on disk is their commit order). Ids
 // come from in-memory counters backed by reservations in `meta`, so they are unique
 // and increasing across threads and restarts (a restart may skip ids, never reuses).
 //
@@ -62,9 +62,8 @@ class IdAllocator;
 inline constexpr uint32_t kSchemaVersion = 2;
 
 // Column family names, in DESIGN.md order. RocksDB's "default" CF is created and unused.
-inline constexpr const char* kColumnFamilies[] = {"conversations", "messages", "feedback",
-                                                  "examples",      "replay",   "adapters",
-                                                  "runs",          "meta"};
+inline constexpr const char* kColumnFamilies[] = {
+    "conversations", "messages", "feedback", "examples", "replay", "adapters", "runs", "meta"};
 
 struct StoreOptions {
   // Create the database directory (and parents) if it does not exist. When false, a
@@ -160,7 +159,10 @@ class Store {
 
   // Stores the feedback and, when `correction` is given, the correction example, in one
   // batch; links them both ways (feedback.example_id, example.feedback_id). The message
-  // must exist (NotFound otherwise). Rating must be -1, 0 or +1.
+  // must exist (NotFound otherwise). Rating must be -1, 0 or +1 (0 needs a correction).
+  // The example keeps the caller's state (pending = review queue; approved for trusted
+  // users) and source (knowledge becomes correction); provenance defaults to
+  // "feedback:<id> by <author>".
   Result<Feedback> add_feedback(Feedback feedback, std::optional<Example> correction = {});
   Result<Feedback> get_feedback(uint64_t id);
 
@@ -173,7 +175,8 @@ class Store {
   // then nothing is written.
   Result<std::vector<uint64_t>> add_examples(std::vector<Example> examples, bool dedupe);
   Result<Example> get_example(uint64_t id);
-  // Examples in `state` with id > page.cursor, oldest first: "approved since seq N".
+  // Examples in `state`, in the order they entered it, after page.cursor (a state_seq):
+  // "approved since N". Cursors are Example::state_seq values.
   Result<Page<Example>> list_examples(ExampleState state, const PageRequest& page = {});
   // The review queue: pending examples, oldest first.
   Result<Page<Example>> list_pending_review(const PageRequest& page = {}) {
@@ -190,8 +193,8 @@ class Store {
   // --- replay buffer (reservoir over every example ever trained) ---
 
   struct ReplayStats {
-    uint64_t seen = 0;      // examples ever offered
-    uint32_t size = 0;      // slots filled: min(seen, capacity)
+    uint64_t seen = 0;  // examples ever offered
+    uint32_t size = 0;  // slots filled: min(seen, capacity)
     uint32_t capacity = 0;
     std::map<ExampleSource, uint32_t> by_source;
   };
@@ -222,8 +225,8 @@ class Store {
 
   // --- training runs [sync] ---
 
-  Result<Run> create_run(Run run);     // assigns id, started_ms; state running
-  Status update_run(const Run& run);   // NotFound if it does not exist
+  Result<Run> create_run(Run run);    // assigns id, started_ms; state running
+  Status update_run(const Run& run);  // NotFound if it does not exist
   Result<Run> get_run(uint64_t id);
   Result<Page<Run>> list_runs(const PageRequest& page = {});  // newest first
 
@@ -265,8 +268,8 @@ class Store {
   Result<Page<T>> list_records(int cf, const std::string& prefix, const PageRequest& page,
                                bool newest_first);
   Status load_replay();
-  Status put_example_records(rocksdb::WriteBatch* batch, const Example& example,
-                             const Example* previous);
+  // Caller holds write_mu_ (state_seq order must be commit order).
+  Status put_example_records(rocksdb::WriteBatch* batch, Example* example, const Example* previous);
   Status activate_in_batch(rocksdb::WriteBatch* batch, Adapter* adapter);
 
   std::string dir_;

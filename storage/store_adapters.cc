@@ -7,7 +7,9 @@
 
 namespace kaizen::storage {
 
-Result<uint64_t> Store::allocate_adapter_version() { return next_id(kIdAdapter); }
+Result<uint64_t> Store::allocate_adapter_version() {
+  return next_id(kIdAdapter);
+}
 
 Result<uint64_t> Store::active_adapter_version() {
   std::string value;
@@ -67,8 +69,8 @@ Status Store::publish_adapter(Adapter adapter) {
   std::lock_guard<std::mutex> lock(write_mu_);
   rocksdb::WriteBatch batch;
   KAIZEN_RETURN_IF_ERROR(activate_in_batch(&batch, &adapter));
-  return write(&batch, /*sync=*/true).WithContext("publish adapter v" +
-                                                  std::to_string(adapter.version));
+  return write(&batch, /*sync=*/true)
+      .WithContext("publish adapter v" + std::to_string(adapter.version));
 }
 
 Status Store::set_active_adapter(uint64_t version) {

@@ -31,8 +31,8 @@ Status Store::backup(const std::string& backup_dir, BackupDescription* created) 
   fs::create_directories(backup_dir, ec);
   if (ec) return Status::IOError(backup_dir + ": cannot create directory: " + ec.message());
   rocksdb::BackupEngine* raw = nullptr;
-  rocksdb::IOStatus io =
-      rocksdb::BackupEngine::Open(rocksdb::BackupEngineOptions(backup_dir), rocksdb::Env::Default(), &raw);
+  rocksdb::IOStatus io = rocksdb::BackupEngine::Open(rocksdb::BackupEngineOptions(backup_dir),
+                                                     rocksdb::Env::Default(), &raw);
   KAIZEN_RETURN_IF_ERROR(from_rocksdb(io, "open backup directory " + backup_dir));
   std::unique_ptr<rocksdb::BackupEngine> engine(raw);
   rocksdb::CreateBackupOptions opts;
@@ -135,25 +135,24 @@ bool check_decode(const rocksdb::Iterator& it, int cf, VerifyReport* report, T* 
 Status Store::verify_records(VerifyReport* report) {
   *report = VerifyReport();
   auto iter = [&](int cf) {
-    return std::unique_ptr<rocksdb::Iterator>(h_->db->NewIterator(rocksdb::ReadOptions(), h_->cf[cf]));
+    return std::unique_ptr<rocksdb::Iterator>(
+        h_->db->NewIterator(rocksdb::ReadOptions(), h_->cf[cf]));
   };
   auto problem = [&](std::string p) { report->problems.push_back(std::move(p)); };
 
   for (int cf : {kCfConversations, kCfRuns, kCfAdapters}) {
     auto it = iter(cf);
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
-      bool ok = true;
       if (cf == kCfConversations) {
         Conversation r;
-        ok = check_decode(*it, cf, report, &r);
+        check_decode(*it, cf, report, &r);
       } else if (cf == kCfRuns) {
         Run r;
-        ok = check_decode(*it, cf, report, &r);
+        check_decode(*it, cf, report, &r);
       } else {
         Adapter r;
-        ok = check_decode(*it, cf, report, &r);
+        check_decode(*it, cf, report, &r);
       }
-      (void)ok;
     }
     KAIZEN_RETURN_IF_ERROR(from_rocksdb(it->status(), std::string("scan ") + cf_name(cf)));
   }
@@ -186,30 +185,38 @@ Status Store::verify_records(VerifyReport* report) {
   std::map<uint64_t, Example> examples;
   {
     auto it = iter(kCfExamples);
-    std::set<std::pair<int, uint64_t>> state_index;
+    // (state, seq) -> example id
+    std::map<std::pair<int, uint64_t>, uint64_t> state_index;
     for (it->SeekToFirst(); it->Valid(); it->Next()) {
       const std::string key = it->key().ToString();
       if (key[0] == 'e') {
         Example e;
         if (check_decode(*it, kCfExamples, report, &e)) examples[e.id] = e;
       } else if (key[0] == 's' && key.size() == 10) {
-        state_index.insert({static_cast<uint8_t>(key[1]), *keys::get_u64(key, 2)});
+        auto id = keys::get_u64(it->value().ToStringView());
+        if (!id) {
+          problem(where(kCfExamples, key) + ": index value is not 8 bytes");
+          continue;
+        }
+        state_index[{static_cast<uint8_t>(key[1]), *keys::get_u64(key, 2)}] = *id;
       } else if (key[0] != 'h') {
         problem(where(kCfExamples, key) + ": unknown key");
       }
     }
     KAIZEN_RETURN_IF_ERROR(from_rocksdb(it->status(), "scan examples"));
     for (const auto& [id, e] : examples) {
-      if (!state_index.count({static_cast<int>(e.state), id})) {
+      auto entry = state_index.find({static_cast<int>(e.state), e.state_seq});
+      if (entry == state_index.end() || entry->second != id) {
         problem("examples/e#" + std::to_string(id) + ": missing from the " + to_string(e.state) +
                 " index");
       }
     }
-    for (const auto& [state, id] : state_index) {
+    for (const auto& [state_seq, id] : state_index) {
       auto found = examples.find(id);
-      if (found == examples.end() || static_cast<int>(found->second.state) != state) {
-        problem("examples/s#" + std::to_string(state) + "#" + std::to_string(id) +
-                ": stale state index entry");
+      if (found == examples.end() || static_cast<int>(found->second.state) != state_seq.first ||
+          found->second.state_seq != state_seq.second) {
+        problem("examples/s#" + std::to_string(state_seq.first) + "#" +
+                std::to_string(state_seq.second) + ": stale state index entry");
       }
     }
   }

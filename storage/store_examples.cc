@@ -19,8 +19,8 @@ Status validate_example(const Example& e, size_t index) {
   for (size_t i = 0; i < e.messages.size(); ++i) {
     const auto& r = e.messages[i].role;
     if (r != "system" && r != "user" && r != "assistant") {
-      return Status::InvalidArgument(which + ": message " + std::to_string(i) +
-                                     " has role '" + r + "' (want system, user or assistant)");
+      return Status::InvalidArgument(which + ": message " + std::to_string(i) + " has role '" + r +
+                                     "' (want system, user or assistant)");
     }
   }
   if (e.messages.back().role != "assistant") {
@@ -31,16 +31,25 @@ Status validate_example(const Example& e, size_t index) {
 
 }  // namespace
 
-Status Store::put_example_records(rocksdb::WriteBatch* batch, const Example& e,
+Status Store::put_example_records(rocksdb::WriteBatch* batch, Example* example,
                                   const Example* previous) {
+  Example& e = *example;
   rocksdb::ColumnFamilyHandle* cf = h_->cf[kCfExamples];
-  rocksdb::Status rs = batch->Put(cf, keys::example(e.id), encode(e));
-  if (previous && previous->state != e.state) {
-    rs = batch->Delete(cf, keys::example_state(static_cast<uint8_t>(previous->state), e.id));
+  rocksdb::Status rs;
+  if (!previous || previous->state != e.state) {
+    auto seq = next_id(kIdExampleSeq);
+    if (!seq.ok()) return seq.status();
+    e.state_seq = *seq;
+    if (previous) {
+      rs = batch->Delete(
+          cf, keys::example_state(static_cast<uint8_t>(previous->state), previous->state_seq));
+    }
+    if (rs.ok()) {
+      rs = batch->Put(cf, keys::example_state(static_cast<uint8_t>(e.state), e.state_seq),
+                      keys::u64(e.id));
+    }
   }
-  if (rs.ok() && (!previous || previous->state != e.state)) {
-    rs = batch->Put(cf, keys::example_state(static_cast<uint8_t>(e.state), e.id), "");
-  }
+  if (rs.ok()) rs = batch->Put(cf, keys::example(e.id), encode(e));
   if (rs.ok() && !previous) {
     rs = batch->Put(cf, keys::example_hash(content_hash(e.messages)), keys::u64(e.id));
   }
@@ -62,7 +71,12 @@ Result<Feedback> Store::add_feedback(Feedback f, std::optional<Example> correcti
     }
     return message.status();
   }
-  if (correction) KAIZEN_RETURN_IF_ERROR(validate_example(*correction, 0).WithContext("correction"));
+  if (correction) {
+    KAIZEN_RETURN_IF_ERROR(validate_example(*correction, 0).WithContext("correction"));
+  }
+  // A correction example gets a state_seq: commit in seq order (see put_example_records).
+  std::unique_lock<std::mutex> lock(write_mu_, std::defer_lock);
+  if (correction) lock.lock();
   auto fid = next_id(kIdFeedback);
   if (!fid.ok()) return fid.status();
   f.id = *fid;
@@ -74,11 +88,12 @@ Result<Feedback> Store::add_feedback(Feedback f, std::optional<Example> correcti
     Example& e = *correction;
     e.id = *eid;
     e.feedback_id = f.id;
+    if (e.source == ExampleSource::kKnowledge) e.source = ExampleSource::kCorrection;
     if (e.created_ms == 0) e.created_ms = f.created_ms;
     e.updated_ms = e.created_ms;
     if (e.provenance.empty()) e.provenance = "feedback:" + std::to_string(f.id) + " by " + f.author;
     f.example_id = e.id;
-    KAIZEN_RETURN_IF_ERROR(put_example_records(&batch, e, nullptr));
+    KAIZEN_RETURN_IF_ERROR(put_example_records(&batch, &e, nullptr));
   }
   batch.Put(h_->cf[kCfFeedback], keys::feedback(f.id), encode(f));
   KAIZEN_RETURN_IF_ERROR(write(&batch, /*sync=*/true));
@@ -108,8 +123,8 @@ Result<std::vector<uint64_t>> Store::add_examples(std::vector<Example> examples,
   for (size_t i = 0; i < examples.size(); ++i) {
     KAIZEN_RETURN_IF_ERROR(validate_example(examples[i], i));
   }
-  std::unique_lock<std::mutex> lock(write_mu_, std::defer_lock);
-  if (dedupe) lock.lock();  // check-then-insert must not interleave with another dedupe
+  // Dedupe is check-then-insert, and state_seq order must be commit order.
+  std::lock_guard<std::mutex> lock(write_mu_);
   std::vector<uint64_t> ids(examples.size(), 0);
   std::unordered_set<std::string> batch_hashes;
   rocksdb::WriteBatch batch;
@@ -130,7 +145,7 @@ Result<std::vector<uint64_t>> Store::add_examples(std::vector<Example> examples,
     e.id = *id;
     if (e.created_ms == 0) e.created_ms = now;
     e.updated_ms = e.created_ms;
-    KAIZEN_RETURN_IF_ERROR(put_example_records(&batch, e, nullptr));
+    KAIZEN_RETURN_IF_ERROR(put_example_records(&batch, &e, nullptr));
     ids[i] = e.id;
   }
   if (batch.Count() > 0) KAIZEN_RETURN_IF_ERROR(write(&batch, /*sync=*/true));
@@ -147,11 +162,16 @@ Result<Page<Example>> Store::list_examples(ExampleState state, const PageRequest
   auto rows = scan_page(kCfExamples, prefix, page, /*newest_first=*/false, &out.next_cursor);
   if (!rows.ok()) return rows.status();
   for (const auto& row : *rows) {
-    auto e = get_example(row.id);
+    const std::string index_key = prefix + keys::u64(row.id);  // row.id is the state_seq
+    auto id = keys::get_u64(row.value);
+    if (!id || row.value.size() != 8) {
+      return Status::Corruption(where(kCfExamples, index_key) + ": index value is not 8 bytes");
+    }
+    auto e = get_example(*id);
     if (!e.ok()) {
       if (e.status().IsNotFound()) {
-        return Status::Corruption(where(kCfExamples, prefix + keys::u64(row.id)) +
-                                  ": state index points at a missing example");
+        return Status::Corruption(where(kCfExamples, index_key) +
+                                  ": state index points at missing example " + std::to_string(*id));
       }
       return e.status();
     }
@@ -173,7 +193,7 @@ Status Store::review_example(uint64_t id, bool approve, const std::string& revie
   e->reviewer = reviewer;
   e->updated_ms = now_ms();
   rocksdb::WriteBatch batch;
-  KAIZEN_RETURN_IF_ERROR(put_example_records(&batch, *e, &previous));
+  KAIZEN_RETURN_IF_ERROR(put_example_records(&batch, &*e, &previous));
   if (e->feedback_id != 0) {
     auto f = get_feedback(e->feedback_id);
     if (f.ok()) {
@@ -205,7 +225,7 @@ Status Store::mark_trained(const std::vector<uint64_t>& example_ids, uint64_t ad
     e->state = ExampleState::kTrained;
     if (e->first_adapter_version == 0) e->first_adapter_version = adapter_version;
     e->updated_ms = now;
-    KAIZEN_RETURN_IF_ERROR(put_example_records(&batch, *e, &previous));
+    KAIZEN_RETURN_IF_ERROR(put_example_records(&batch, &*e, &previous));
     offers.push_back({id, e->source});
   }
   if (offers.empty()) return Status::OK();

@@ -30,7 +30,9 @@ enum Cf : int {
   kCfCount
 };
 
-inline const char* cf_name(int cf) { return kColumnFamilies[cf]; }
+inline const char* cf_name(int cf) {
+  return kColumnFamilies[cf];
+}
 
 struct Store::Handles {
   std::unique_ptr<rocksdb::DB> db;
@@ -40,8 +42,16 @@ struct Store::Handles {
 };
 
 // Kinds of ids, each with its own counter in meta ("id/<name>") and reservation block.
-enum IdKind : int { kIdConversation = 0, kIdMessage, kIdFeedback, kIdExample, kIdAdapter,
-                    kIdRun, kIdKindCount };
+enum IdKind : int {
+  kIdConversation = 0,
+  kIdMessage,
+  kIdFeedback,
+  kIdExample,
+  kIdAdapter,
+  kIdRun,
+  kIdExampleSeq,  // position in a state list (examples by state)
+  kIdKindCount
+};
 
 // Hands out increasing ids without a lock on the fast path. The counter in `meta`
 // stores the first id not yet reserved; reserving a block is one synced write, so an id
@@ -50,8 +60,7 @@ enum IdKind : int { kIdConversation = 0, kIdMessage, kIdFeedback, kIdExample, kI
 class IdAllocator {
  public:
   IdAllocator(std::string name, uint64_t block, uint64_t persisted_next)
-      : name_(std::move(name)), block_(block), next_(persisted_next),
-        reserved_(persisted_next) {}
+      : name_(std::move(name)), block_(block), next_(persisted_next), reserved_(persisted_next) {}
   // `reserve(limit)` must durably store `limit` as the new counter value.
   template <typename ReserveFn>
   Result<uint64_t> allocate(ReserveFn&& reserve) {

@@ -11,8 +11,8 @@
 
 #include <unistd.h>
 
-#include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
+#include <nlohmann/json.hpp>
 
 #include "daemon/ctl/command.h"
 #include "daemon/ctl/flags.h"
@@ -50,7 +50,9 @@ void no_positional(const Flags& f) {
   if (!f.positional().empty()) throw FlagError("unexpected argument '" + f.positional()[0] + "'");
 }
 
-std::string db_dir(const std::string& state_dir) { return (fs::path(state_dir) / "db").string(); }
+std::string db_dir(const std::string& state_dir) {
+  return (fs::path(state_dir) / "db").string();
+}
 
 // Copies adapter directories vNNNNNN from `from` into `to`, skipping ones already there
 // and in-progress ".tmp-*" directories. Returns how many were copied.
@@ -92,15 +94,14 @@ int backup(const std::vector<std::string>& args) {
   s = copy_adapters(fs::path(state) / "adapters", fs::path(out) / "adapters", &copied);
   if (!s.ok()) return fail(s, f.json());
   if (f.json()) {
-    std::cout << json{{"ok", true},          {"backup_id", made.id},
-                      {"size_bytes", made.size_bytes}, {"files", made.files},
-                      {"adapters_copied", copied}, {"out", out}}
-                     .dump(2)
-              << "\n";
+    std::cout
+        << json{{"ok", true},          {"backup_id", made.id},      {"size_bytes", made.size_bytes},
+                {"files", made.files}, {"adapters_copied", copied}, {"out", out}}
+               .dump(2)
+        << "\n";
   } else {
-    std::printf("backup %u written to %s (%llu bytes in %u files; %d new adapter dirs)\n",
-                made.id, out.c_str(), static_cast<unsigned long long>(made.size_bytes),
-                made.files, copied);
+    std::printf("backup %u written to %s (%llu bytes in %u files; %d new adapter dirs)\n", made.id,
+                out.c_str(), static_cast<unsigned long long>(made.size_bytes), made.files, copied);
   }
   return kExitOk;
 }
@@ -173,11 +174,16 @@ int verify(const std::vector<std::string>& args) {
 
   const bool ok = report.problems.empty() && missing_adapters.empty();
   if (f.json()) {
-    json j{{"ok", ok}, {"backups", json::array()}, {"records", report.records},
-           {"problems", report.problems}, {"missing_adapters", missing_adapters}};
+    json j{{"ok", ok},
+           {"backups", json::array()},
+           {"records", report.records},
+           {"problems", report.problems},
+           {"missing_adapters", missing_adapters}};
     for (const auto& b : *backups) {
-      j["backups"].push_back({{"id", b.id}, {"timestamp_s", b.timestamp_s},
-                              {"size_bytes", b.size_bytes}, {"files", b.files}});
+      j["backups"].push_back({{"id", b.id},
+                              {"timestamp_s", b.timestamp_s},
+                              {"size_bytes", b.size_bytes},
+                              {"files", b.files}});
     }
     std::cout << j.dump(2) << "\n";
   } else {
@@ -193,7 +199,8 @@ int verify(const std::vector<std::string>& args) {
     }
     std::printf("\n");
     for (const auto& p : report.problems) std::printf("problem: %s\n", p.c_str());
-    for (const auto& m : missing_adapters) std::printf("missing adapter directory: %s\n", m.c_str());
+    for (const auto& m : missing_adapters)
+      std::printf("missing adapter directory: %s\n", m.c_str());
     std::printf("%s\n", ok ? "backup OK" : "backup has problems");
   }
   return ok ? kExitOk : kExitFailure;
@@ -213,9 +220,13 @@ int import(const std::vector<std::string>& args) {
   if (f.json()) {
     json errors = json::array();
     for (const auto& e : report.errors) errors.push_back({{"line", e.line}, {"reason", e.reason}});
-    std::cout << json{{"ok", report.errors.empty()}, {"file", file}, {"lines", report.lines},
-                      {"imported", report.imported}, {"duplicates", report.duplicates},
-                      {"errors", errors}, {"example_ids", report.example_ids}}
+    std::cout << json{{"ok", report.errors.empty()},
+                      {"file", file},
+                      {"lines", report.lines},
+                      {"imported", report.imported},
+                      {"duplicates", report.duplicates},
+                      {"errors", errors},
+                      {"example_ids", report.example_ids}}
                      .dump(2)
               << "\n";
   } else {

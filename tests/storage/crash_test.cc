@@ -211,22 +211,22 @@ size_t check_state(const std::string& dir) {
     auto f = store.get_feedback(e->feedback_id);
     EXPECT_OK(f.status());
     if (f.ok()) {
-        EXPECT_EQ(f->review, ReviewState::kAccepted) << "feedback of example " << id;
-      }
+      EXPECT_EQ(f->review, ReviewState::kAccepted) << "feedback of example " << id;
+    }
   }
   for (uint64_t id : trained) {
     auto e = store.get_example(id);
     EXPECT_OK(e.status());
     if (e.ok()) {
-        EXPECT_EQ(e->state, ExampleState::kTrained) << "example " << id;
-      }
+      EXPECT_EQ(e->state, ExampleState::kTrained) << "example " << id;
+    }
   }
   // Publishes only move forward here, so the pointer is at least the last acked one.
   auto active = store.active_adapter_version();
   EXPECT_OK(active.status());
   if (active.ok()) {
-        EXPECT_GE(*active, max_published);
-      }
+    EXPECT_GE(*active, max_published);
+  }
   // Batches are all or nothing, acknowledged or not.
   VerifyReport report;
   EXPECT_OK(store.verify_records(&report));
@@ -253,24 +253,26 @@ TEST(CrashTest, KillNineKeepsEveryAcknowledgedSyncWrite) {
   size_t acked = 0;
   for (int round = 0; round < kills; ++round) {
     std::remove(tmp.sub("child.log").c_str());  // keep only the last life's log
-    pid_t pid = test::spawn_helper("DISABLED_CrashChild.Writer",
-                                   {{"KAIZEN_CRASH_DIR", tmp.path()}}, tmp.sub("child.log"));
+    pid_t pid = test::spawn_helper("DISABLED_CrashChild.Writer", {{"KAIZEN_CRASH_DIR", tmp.path()}},
+                                   tmp.sub("child.log"));
     ASSERT_GT(pid, 0);
     // Some kills land during open/recovery, most in the write loop.
-    std::this_thread::sleep_for(std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 400)(rng)));
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(std::uniform_int_distribution<int>(5, 400)(rng)));
     ASSERT_EQ(kill(pid, SIGKILL), 0);
     int code = test::wait_child(pid);
     ASSERT_EQ(code, 128 + SIGKILL) << "child exited on its own (" << code << "):\n"
                                    << test::read_file(tmp.sub("child.log"));
     acked = check_state(tmp.path());
     if (HasFailure()) {
-      FAIL() << "after kill " << round + 1 << "; child log:\n" << test::read_file(tmp.sub("child.log"));
+      FAIL() << "after kill " << round + 1 << "; child log:\n"
+             << test::read_file(tmp.sub("child.log"));
     }
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("crash test: %d kills, %zu acknowledged sync writes checked, %.1f s\n", kills,
-              acked, seconds);
+  std::printf("crash test: %d kills, %zu acknowledged sync writes checked, %.1f s\n", kills, acked,
+              seconds);
   EXPECT_GT(acked, size_t(kills));  // the child got real work done between kills
 }
 

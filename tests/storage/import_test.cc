@@ -34,13 +34,17 @@ const char* kFile =
 
 TEST(ParseChatLineTest, Reasons) {
   std::vector<ChatMessage> m;
-  EXPECT_TRUE(parse_chat_line(R"({"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]})", &m).ok());
+  EXPECT_TRUE(
+      parse_chat_line(
+          R"({"messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}]})", &m)
+          .ok());
   EXPECT_EQ(m.size(), 2u);
   auto reason = [&](const std::string& line) { return parse_chat_line(line, &m).message(); };
   EXPECT_EQ(reason("[1,2]"), "not a JSON object");
   EXPECT_EQ(reason("{"), "not valid JSON");
   EXPECT_EQ(reason(R"({"messages":[{"role":"assistant","content":"b"}]})"), "no user message");
-  EXPECT_NE(reason(R"({"messages":[{"role":"user","content":"a"}]})").find("last message must be from the assistant"),
+  EXPECT_NE(reason(R"({"messages":[{"role":"user","content":"a"}]})")
+                .find("last message must be from the assistant"),
             std::string::npos);
 }
 
@@ -60,7 +64,8 @@ TEST(ImportTest, ImportsGoodLinesReportsBadOnesAndIsIdempotent) {
   EXPECT_EQ(report.errors[0].line, 4u);
   EXPECT_EQ(report.errors[0].reason, "not valid JSON");
   EXPECT_EQ(report.errors[1].line, 5u);
-  EXPECT_NE(report.errors[1].reason.find("last message must be from the assistant"), std::string::npos);
+  EXPECT_NE(report.errors[1].reason.find("last message must be from the assistant"),
+            std::string::npos);
   EXPECT_EQ(report.errors[2].line, 6u);
   EXPECT_NE(report.errors[2].reason.find("unknown role 'tool'"), std::string::npos);
   EXPECT_EQ(report.errors[3].line, 7u);
@@ -105,7 +110,8 @@ TEST(ImportTest, LargeFileAcrossChunksDedupesWithinTheFile) {
   std::stringstream in;
   for (int i = 0; i < 700; ++i) {
     in << R"({"messages":[{"role":"user","content":"fact )" << (i % 500)
-       << R"("},{"role":"assistant","content":"answer"}]})" << "\n";
+       << R"("},{"role":"assistant","content":"answer"}]})"
+       << "\n";
   }
   ImportReport report;
   ASSERT_OK(import_chat_jsonl(**store, in, "big.jsonl", &report));

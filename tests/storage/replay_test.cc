@@ -11,7 +11,8 @@
 namespace kaizen::storage {
 namespace {
 
-std::vector<ReplayEntry> items(uint64_t from, uint64_t n, ExampleSource s = ExampleSource::kKnowledge) {
+std::vector<ReplayEntry> items(uint64_t from, uint64_t n,
+                               ExampleSource s = ExampleSource::kKnowledge) {
   std::vector<ReplayEntry> out;
   for (uint64_t i = 0; i < n; ++i) out.push_back({from + i, s});
   return out;
@@ -79,8 +80,10 @@ TEST(ReplayReservoirTest, SamplesAreDistinctAndStratified) {
   EXPECT_EQ(r.sample(1000, 9).size(), 35u);  // capped at what exists
   EXPECT_EQ(r.sample(5, 42).size(), 5u);
 
-  auto strat = r.sample_stratified(
-      {{ExampleSource::kKnowledge, 4}, {ExampleSource::kCorrection, 8}, {ExampleSource::kFeedback, 2}}, 5);
+  auto strat = r.sample_stratified({{ExampleSource::kKnowledge, 4},
+                                    {ExampleSource::kCorrection, 8},
+                                    {ExampleSource::kFeedback, 2}},
+                                   5);
   std::map<ExampleSource, int> counts;
   for (const auto& e : strat) ++counts[e.source];
   EXPECT_EQ(counts[ExampleSource::kKnowledge], 4);

@@ -184,35 +184,56 @@ TEST_F(StoreTest, FeedbackBadInputs) {
 }
 
 TEST_F(StoreTest, ExamplesByStateSinceSequenceNumber) {
-  std::vector<uint64_t> approved;
+  std::vector<Example> approved;
   for (int i = 0; i < 6; ++i) {
-    auto e = store_->add_example(qa("q" + std::to_string(i), "a"),
-                                 /*dedupe=*/false);
+    auto e = store_->add_example(qa("q" + std::to_string(i), "a"), /*dedupe=*/false);
     ASSERT_OK(e.status());
-    approved.push_back(e->id);
+    approved.push_back(*e);
   }
   ASSERT_OK(store_->add_example(qa("p", "a", ExampleState::kPending)).status());
-  auto since = store_->list_examples(ExampleState::kApproved, {approved[2], 100});
+  auto since = store_->list_examples(ExampleState::kApproved, {approved[2].state_seq, 100});
   ASSERT_OK(since.status());
   ASSERT_EQ(since->items.size(), 3u);
-  EXPECT_EQ(since->items[0].id, approved[3]);
+  EXPECT_EQ(since->items[0].id, approved[3].id);
   EXPECT_EQ(since->next_cursor, 0u);
+  auto paged = store_->list_examples(ExampleState::kApproved, {0, 4});
+  ASSERT_EQ(paged->items.size(), 4u);
+  EXPECT_EQ(paged->next_cursor, paged->items.back().state_seq);
 
-  ASSERT_OK(store_->mark_trained({approved[0], approved[1]}, 1));
+  ASSERT_OK(store_->mark_trained({approved[0].id, approved[1].id}, 1));
   auto trained = store_->list_examples(ExampleState::kTrained);
   ASSERT_OK(trained.status());
   ASSERT_EQ(trained->items.size(), 2u);
   EXPECT_EQ(trained->items[0].first_adapter_version, 1u);
   EXPECT_EQ(store_->list_examples(ExampleState::kApproved)->items.size(), 4u);
   // Trained again by v2: skipped, keeps the first version.
-  ASSERT_OK(store_->mark_trained({approved[0]}, 2));
-  EXPECT_EQ(store_->get_example(approved[0])->first_adapter_version, 1u);
+  ASSERT_OK(store_->mark_trained({approved[0].id}, 2));
+  EXPECT_EQ(store_->get_example(approved[0].id)->first_adapter_version, 1u);
   // A pending example cannot be marked trained; nothing is written.
   auto pending = store_->list_pending_review();
-  Status s = store_->mark_trained({approved[2], pending->items[0].id}, 3);
+  Status s = store_->mark_trained({approved[2].id, pending->items[0].id}, 3);
   EXPECT_TRUE(s.IsAborted()) << s.ToString();
-  EXPECT_EQ(store_->get_example(approved[2])->state, ExampleState::kApproved);
+  EXPECT_EQ(store_->get_example(approved[2].id)->state, ExampleState::kApproved);
   EXPECT_EQ(store_->replay_stats().seen, 2u);
+}
+
+// The learner reads "approved since my cursor"; an example approved later must show up
+// after the cursor even though its id is older than everything the learner has seen.
+TEST_F(StoreTest, LateApprovalAppearsAfterTheLearnersCursor) {
+  auto old_pending = store_->add_example(qa("early correction", "a", ExampleState::kPending));
+  ASSERT_OK(old_pending.status());
+  for (int i = 0; i < 3; ++i)
+    ASSERT_OK(store_->add_example(qa("k" + std::to_string(i), "a")).status());
+  auto first_read = store_->list_examples(ExampleState::kApproved);
+  ASSERT_OK(first_read.status());
+  ASSERT_EQ(first_read->items.size(), 3u);
+  const uint64_t cursor = first_read->items.back().state_seq;
+  ASSERT_OK(store_->review_example(old_pending->id, /*approve=*/true, "op"));
+  auto second_read = store_->list_examples(ExampleState::kApproved, {cursor, 50});
+  ASSERT_OK(second_read.status());
+  ASSERT_EQ(second_read->items.size(), 1u);
+  EXPECT_EQ(second_read->items[0].id, old_pending->id);
+  EXPECT_LT(old_pending->id, first_read->items[0].id);
 }
 
 TEST_F(StoreTest, DedupeByContent) {

@@ -8,8 +8,8 @@
 
 #include <cstring>
 #include <filesystem>
-#include <functional>
 #include <fstream>
+#include <functional>
 #include <sstream>
 
 #include <rocksdb/db.h>
@@ -23,7 +23,8 @@ TempDir::TempDir() {
   std::string tmpl = std::string(base && *base ? base : "/tmp") + "/kaizen-storage-XXXXXX";
   std::vector<char> buf(tmpl.begin(), tmpl.end());
   buf.push_back('\0');
-  if (!mkdtemp(buf.data())) throw std::runtime_error("mkdtemp failed: " + std::string(strerror(errno)));
+  if (!mkdtemp(buf.data()))
+    throw std::runtime_error("mkdtemp failed: " + std::string(strerror(errno)));
   path_ = buf.data();
 }
 
