@@ -14,6 +14,7 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <set>
 #include <thread>
 
@@ -499,6 +500,51 @@ TEST_F(SafetensorsTest, MissingTensorIsNamed) {
   EXPECT_FALSE(ckpt.contains("nope"));
   expect_error([&] { ckpt.info("nope"); }, {"'nope'", dir_.string()});
   expect_error([&] { ckpt.tensor("nope"); }, {"'nope'"});
+}
+
+// Any prefix of a valid file, and random byte corruption of its header, must end in a
+// SafetensorsError or a valid file, never a crash or another exception type.
+TEST_F(SafetensorsTest, TruncatedAndCorruptedFilesFailCleanly) {
+  save_safetensors(path("v.safetensors"),
+                   {{"a", sample(at::kFloat, {3, 2})},
+                    {"b", sample(at::kBool, {5})},
+                    {"c", sample(at::kBFloat16, {4})}},
+                   {{"k", "v"}});
+  const std::string valid = read_bytes(dir_ / "v.safetensors");
+  for (size_t len = 0; len < valid.size(); ++len) {
+    // A fresh name each time: ext4 flushes a truncated-and-rewritten file on close.
+    const std::string name = "t" + std::to_string(len) + ".safetensors";
+    write_bytes(dir_ / name, valid.substr(0, len));
+    EXPECT_THROW(SafetensorsFile::open(path(name)), SafetensorsError) << len;
+    fs::remove(dir_ / name);
+  }
+  std::mt19937 rng(1234);
+  uint64_t header_end = 8;
+  for (int i = 0; i < 8; ++i) header_end += uint64_t(uint8_t(valid[i])) << (8 * i);
+  int opened = 0;
+  for (int iter = 0; iter < 2000; ++iter) {
+    std::string bad = valid;
+    const int flips = 1 + int(rng() % 3);
+    for (int f = 0; f < flips; ++f) bad[rng() % header_end] = char(rng() % 256);
+    const std::string name = "m" + std::to_string(iter) + ".safetensors";
+    write_bytes(dir_ / name, bad);
+    try {
+      auto file = SafetensorsFile::open(path(name));
+      ++opened;
+      for (const auto& [name, info] : file->tensors()) {
+        try {
+          auto t = file->tensor(name);
+          EXPECT_EQ(t.numel(), info.numel());
+        } catch (const SafetensorsError&) {
+        }
+      }
+    } catch (const SafetensorsError&) {
+    } catch (const std::exception& e) {
+      ADD_FAILURE() << "iteration " << iter << ": non-Safetensors exception: " << e.what();
+    }
+    fs::remove(dir_ / name);
+  }
+  EXPECT_GT(opened, 0);  // some flips land in whitespace/values and stay valid
 }
 
 // ---------------------------------------------------------------------------------------
