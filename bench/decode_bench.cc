@@ -1,0 +1,120 @@
+// Decode and prefill throughput of the C++ decoder on a Qwen3-0.6B-shaped model
+// (random weights, real shapes, fp32) against the Python reference (tools/ref, same
+// torch, same threads) measured in the same run. Not a test: prints a table + ratios.
+//
+//   decode_bench [--threads 2] [--prefill 512] [--decode 64] [--layers 28] [--keep DIR]
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+#include <vector>
+
+#include <unistd.h>
+
+#include <nlohmann/json.hpp>
+#include <torch/torch.h>
+
+#include "learning/model/loader.h"
+#include "learning/model/tiny.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
+
+std::string arg(int argc, char** argv, const std::string& name, const std::string& def) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (argv[i] == "--" + name) return argv[i + 1];
+  }
+  return def;
+}
+
+std::string run(const std::string& cmd) {
+  std::string out;
+  FILE* p = popen(cmd.c_str(), "r");
+  if (!p) return out;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
+  pclose(p);
+  return out;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  namespace fs = std::filesystem;
+  const int threads = std::stoi(arg(argc, argv, "threads", "2"));
+  const int64_t prefill = std::stoll(arg(argc, argv, "prefill", "512"));
+  const int64_t decode = std::stoll(arg(argc, argv, "decode", "64"));
+  const int64_t layers = std::stoll(arg(argc, argv, "layers", "28"));
+  const std::string source = arg(argc, argv, "source", KAIZEN_BENCH_SOURCE_DIR);
+  torch::set_num_threads(threads);
+
+  // Qwen3-0.6B's shape (REFERENCE.md).
+  kaizen::model::TinyModelSpec s;
+  s.hidden_size = 1024;
+  s.intermediate_size = 3072;
+  s.num_layers = layers;
+  s.num_heads = 16;
+  s.num_kv_heads = 8;
+  s.head_dim = 128;
+  s.tie_word_embeddings = true;
+  s.embed_std = s.layer_std = 0.02;
+  std::string dir = arg(argc, argv, "keep", "");
+  const bool temp = dir.empty();
+  if (temp) dir = (fs::temp_directory_path() / ("kaizen-decode-bench-" + std::to_string(getpid()))).string();
+  if (!fs::exists(fs::path(dir) / "model.safetensors")) {
+    std::fprintf(stderr, "writing a Qwen3-0.6B-shaped model (%lld layers) to %s ...\n", (long long)layers, dir.c_str());
+    kaizen::model::save_decoder(*kaizen::model::make_random_decoder(s), dir);
+  }
+
+  auto d = kaizen::model::load_decoder(dir, {"cpu", "float32"});
+  auto ids = torch::randint(0, s.vocab_size, {1, prefill}, torch::kInt64);
+  c10::InferenceMode guard;
+  {  // warm-up
+    auto c = d->make_cache(1, 32);
+    d->forward(ids.narrow(1, 0, 16), &c, nullptr, kaizen::model::LogitsFor::kLast);
+    d->forward(ids.narrow(1, 0, 1), &c, nullptr, kaizen::model::LogitsFor::kLast);
+  }
+  auto cache = d->make_cache(1, prefill + decode);
+  auto t0 = Clock::now();
+  auto logits = d->forward(ids, &cache, nullptr, kaizen::model::LogitsFor::kLast)[0];
+  auto t1 = Clock::now();
+  for (int64_t i = 0; i < decode; ++i) {
+    auto tok = logits.argmax().view({1, 1});
+    logits = d->forward(tok, &cache, nullptr, kaizen::model::LogitsFor::kLast)[0];
+  }
+  auto t2 = Clock::now();
+  const double cpp_prefill = prefill / secs(t0, t1), cpp_decode = decode / secs(t1, t2);
+
+  auto ref_cmd = [&](const std::string& extra) {
+    return "/usr/bin/python3 " + source + "/tools/ref/ref.py bench --model " + dir + " --threads " +
+           std::to_string(threads) + " --prefill " + std::to_string(prefill) + " --decode " +
+           std::to_string(decode) + extra + " 2>/dev/null";
+  };
+  double ref_prefill = 0, ref_decode = 0, mv_decode = 0;
+  try {
+    auto r = nlohmann::json::parse(run(ref_cmd("")));
+    ref_prefill = r.at("prefill_tokens_per_s").get<double>();
+    ref_decode = r.at("decode_tokens_per_s").get<double>();
+    auto m = nlohmann::json::parse(run(ref_cmd(" --matvec")));
+    mv_decode = m.at("decode_tokens_per_s").get<double>();
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "reference bench failed: %s\n", e.what());
+  }
+  std::printf("Qwen3-0.6B shape (%lld layers), fp32, %d threads, prefill %lld, decode %lld\n",
+              (long long)layers, threads, (long long)prefill, (long long)decode);
+  std::printf("%-34s %12s %12s\n", "", "prefill t/s", "decode t/s");
+  std::printf("%-34s %12.1f %12.2f\n", "kaizen (C++)", cpp_prefill, cpp_decode);
+  std::printf("%-34s %12.1f %12.2f\n", "tools/ref (HF-style eager)", ref_prefill, ref_decode);
+  std::printf("%-34s %12s %12.2f\n", "tools/ref --matvec (one-row mv)", "", mv_decode);
+  if (ref_prefill > 0) {
+    std::printf("ratio kaizen/ref: prefill %.2fx, decode %.2fx (vs --matvec %.2fx)\n", cpp_prefill / ref_prefill,
+                cpp_decode / ref_decode, cpp_decode / mv_decode);
+  }
+  std::printf("anchor: llama.cpp F32 on this machine kind: decode 12-16 t/s, prefill-512 134-158 t/s\n");
+  if (temp) fs::remove_all(dir);
+  return 0;
+}
