@@ -432,9 +432,11 @@ Result<Message> Store::append_message(Message m) {
                             " does not exist");
   }
   KAIZEN_RETURN_IF_ERROR(from_rocksdb(rs, "read conversation"));
-  auto id = next_id(kIdMessage);
-  if (!id.ok()) return id.status();
-  m.id = *id;
+  if (m.id == 0) {
+    auto id = next_id(kIdMessage);
+    if (!id.ok()) return id.status();
+    m.id = *id;
+  }
   if (m.created_ms == 0) m.created_ms = now_ms();
   rocksdb::WriteBatch batch;
   batch.Put(h_->cf[kCfMessages], keys::message(m.conversation_id, m.id), encode(m));
@@ -442,6 +444,8 @@ Result<Message> Store::append_message(Message m) {
   KAIZEN_RETURN_IF_ERROR(write(&batch, options_.sync_chat_log));
   return m;
 }
+
+Result<uint64_t> Store::reserve_message_id() { return next_id(kIdMessage); }
 
 Result<Message> Store::get_message(uint64_t id) {
   std::string conv;

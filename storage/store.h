@@ -151,6 +151,10 @@ class Store {
   // Assigns id (and created_ms when 0). NotFound if the conversation does not exist,
   // InvalidArgument for a role other than system/user/assistant.
   Result<Message> append_message(Message message);
+  // Reserves a message id before the message exists, so an API response can name the
+  // answer it is still generating; pass it in Message::id to append_message (0 = assign
+  // one there). Ids never repeat, reserved or not.
+  Result<uint64_t> reserve_message_id();
   Result<Message> get_message(uint64_t id);
   // Oldest first.
   Result<Page<Message>> list_messages(uint64_t conversation_id, const PageRequest& page = {});
