@@ -127,9 +127,10 @@ class SafetensorsCheckpoint {
 // `path` is untouched. Tensors may live on any device and be non-contiguous; they are
 // copied to CPU contiguous. Header keys: "__metadata__" first (omitted when empty), then
 // names sorted; the header is space-padded to a multiple of 8 and data is laid out by
-// descending itemsize, then name (as the reference writer does), so every tensor is
-// aligned to its itemsize and zero-copy readable. Throws SafetensorsError (naming the
-// tensor) for an unsupported dtype, a duplicate or reserved name, or an I/O error.
+// descending itemsize, then name (like the Rust reference writer, which sorts by dtype
+// alignment), so every tensor is aligned to its itemsize and zero-copy readable.
+// Throws SafetensorsError (naming the tensor) for an unsupported dtype, a duplicate or
+// reserved name, or an I/O error.
 void save_safetensors(const std::string& path,
                       const std::vector<std::pair<std::string, torch::Tensor>>& tensors,
                       const std::map<std::string, std::string>& metadata = {});
