@@ -11,7 +11,7 @@ DEB_PACKAGES=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev libsystemd-dev
-  python3-torch python3-regex python3-numpy
+  python3-torch python3-regex python3-numpy python3-jinja2
   curl libicu-dev
 )
 # Node.js + npm only when the machine has none (a nodesource nodejs already bundles npm

@@ -1,0 +1,111 @@
+// The engine: one thread that owns generation on the device (DESIGN.md decision 7).
+// Asio threads submit jobs; the engine interleaves the decode steps of up to
+// max_active jobs round-robin, so one long answer does not starve the others, and
+// keeps an LRU cache of prefix KV (the system message) per adapter version.
+//
+// Thread-safety: submit(), waiting(), active(), stats() and drop_prefixes() may be
+// called from any thread. Job callbacks run on the engine thread, one job's callbacks
+// never concurrently, and exactly one of on_done / on_error is called last.
+#pragma once
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <list>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <string_view>
+#include <thread>
+#include <vector>
+
+#include "learning/adapter/adapter.h"
+#include "learning/generate/chat_model.h"
+#include "learning/generate/generator.h"
+
+namespace kaizen::daemon {
+
+struct EngineOptions {
+  size_t max_queue = 64;             // jobs waiting to start; submit() refuses beyond it
+  size_t max_active = 8;             // jobs decoded round-robin at the same time
+  size_t prefix_cache_entries = 16;  // cached prefixes (LRU over all adapter versions)
+};
+
+struct EngineJob {
+  std::vector<int64_t> prompt;
+  // Leading prompt tokens that many requests share (the system message): their KV is
+  // computed once per adapter version and reused. 0 = no prefix caching.
+  size_t prefix_len = 0;
+  // The adapter this job generates with, held for the job's whole life (RCU: a swap
+  // never changes a job mid-answer). nullptr = base model.
+  std::shared_ptr<const adapter::Adapter> adapter;
+  std::string adapter_key;  // names the adapter's contents for the prefix cache: "base", "v7"
+  generate::GenerateOptions options;
+  std::function<void(std::string_view delta)> on_delta;
+  std::function<void(const generate::GenerateResult& result)> on_done;
+  std::function<void(const std::string& message)> on_error;
+  std::atomic<bool> cancelled{false};  // set from any thread; honoured before the next step
+};
+
+struct EngineStats {
+  uint64_t jobs_done = 0;
+  uint64_t jobs_failed = 0;
+  uint64_t tokens_generated = 0;
+  uint64_t prompt_tokens = 0;
+  uint64_t prefix_hits = 0;
+  uint64_t prefix_misses = 0;
+  uint64_t prefix_tokens_reused = 0;
+};
+
+class Engine {
+ public:
+  Engine(std::shared_ptr<const generate::ChatModel> model, EngineOptions options);
+  // Stops the thread; jobs still queued or active get on_error("shutting down").
+  ~Engine();
+  Engine(const Engine&) = delete;
+  Engine& operator=(const Engine&) = delete;
+
+  // false when the queue is full (the caller answers 429) or the engine is stopping.
+  bool submit(std::shared_ptr<EngineJob> job);
+  size_t waiting() const;  // queued, not started
+  size_t active() const;   // being decoded
+  bool busy() const { return waiting() + active() > 0; }
+  EngineStats stats() const;
+  // Forgets cached prefixes computed with `adapter_key` (after a swap/rollback).
+  void drop_prefixes(const std::string& adapter_key);
+  const generate::ChatModel& model() const { return *model_; }
+
+ private:
+  struct Active {
+    std::shared_ptr<EngineJob> job;
+    std::unique_ptr<generate::Generation> generation;
+  };
+  struct Prefix {
+    std::string adapter_key;
+    std::vector<int64_t> tokens;
+    std::shared_ptr<const model::KVCache> cache;
+  };
+
+  void run();
+  // Returns false when the job ended (callbacks done).
+  bool step(Active& a);
+  std::shared_ptr<const model::KVCache> prefix_for(const EngineJob& job);
+
+  std::shared_ptr<const generate::ChatModel> model_;
+  EngineOptions options_;
+
+  mutable std::mutex mu_;  // guards queue_, stopping_, active_count_, stats_, drop_keys_
+  std::condition_variable cv_;
+  std::deque<std::shared_ptr<EngineJob>> queue_;
+  std::vector<std::string> drop_keys_;
+  bool stopping_ = false;
+  size_t active_count_ = 0;
+  EngineStats stats_;
+
+  std::list<Prefix> prefixes_;  // engine thread only; front = most recently used
+  std::thread thread_;
+};
+
+}  // namespace kaizen::daemon
