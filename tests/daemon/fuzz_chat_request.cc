@@ -1,0 +1,82 @@
+// libFuzzer target: raw bytes -> Beast HTTP request parser (the server's limits) ->
+// parse_chat_request / parse_feedback_request -> response rendering. Any crash, hang,
+// sanitizer report or exception escaping is a bug: bad input must become a 4xx.
+//
+// Built with clang -fsanitize=fuzzer,address,undefined when available (tests.cmake);
+// with -DKAIZEN_FUZZ_REPLAY_MAIN it is a plain program replaying corpus files (g++).
+#include <cstddef>
+#include <cstdint>
+#include <string>
+
+#include <boost/beast/core/flat_buffer.hpp>
+#include <boost/beast/http/parser.hpp>
+#include <boost/beast/http/string_body.hpp>
+
+#include "daemon/openai_json.h"
+
+extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
+  namespace http = boost::beast::http;
+  kaizen::daemon::Limits limits;
+  limits.max_prompt_chars = 4096;
+  limits.max_messages = 64;
+  std::string_view input(reinterpret_cast<const char*>(data), size);
+
+  // Half of the inputs go straight to the JSON layer, so the fuzzer need not learn HTTP
+  // framing to reach it.
+  std::string_view body = input;
+  if (!input.empty() && input[0] == 'P') {
+    http::request_parser<http::string_body> parser;
+    parser.header_limit(16 * 1024);
+    parser.body_limit(1 << 20);
+    parser.eager(true);
+    boost::beast::error_code ec;
+    parser.put(boost::asio::buffer(input.data(), input.size()), ec);
+    if (!ec && !parser.is_done()) parser.put_eof(ec);
+    if (ec || !parser.is_done()) return 0;
+    static std::string keep;
+    keep = parser.get().body();
+    body = keep;
+  }
+  auto chat = kaizen::daemon::parse_chat_request(body, limits);
+  if (chat.ok()) {
+    const auto& r = chat.value();
+    if (r.messages.empty() || r.model.empty() || r.max_tokens < 1 ||
+        r.max_tokens > limits.max_tokens)
+      __builtin_trap();  // validation let an invalid request through
+    kaizen::daemon::ChatTicket t{"msg_1", r.model, 0, nullptr};
+    (void)kaizen::daemon::sse_content_chunk(t, r.messages[0].content);
+  } else {
+    (void)kaizen::daemon::error_body(chat.error());
+  }
+  auto fb = kaizen::daemon::parse_feedback_request(body);
+  if (fb.ok() && fb.value().rating != 1 && fb.value().rating != -1) __builtin_trap();
+  return 0;
+}
+
+#ifdef KAIZEN_FUZZ_REPLAY_MAIN
+#include <fstream>
+#include <iostream>
+#include <iterator>
+#include <filesystem>
+
+int main(int argc, char** argv) {
+  size_t n = 0;
+  for (int i = 1; i < argc; ++i) {
+    std::filesystem::path p(argv[i]);
+    std::vector<std::filesystem::path> files;
+    if (std::filesystem::is_directory(p)) {
+      for (auto& e : std::filesystem::directory_iterator(p)) files.push_back(e.path());
+    } else {
+      files.push_back(p);
+    }
+    for (auto& f : files) {
+      std::ifstream in(f, std::ios::binary);
+      std::string s((std::istreambuf_iterator<char>(in)), {});
+      LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(s.data()), s.size());
+      ++n;
+    }
+  }
+  std::cout << "replayed " << n << " inputs\n";
+  return 0;
+}
+#endif
