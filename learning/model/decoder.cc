@@ -339,6 +339,8 @@ Tensor Decoder::lm_head(const Tensor& hidden) const {
   return torch::linear(hidden, embed_);
 }
 
+const Tensor& Decoder::lm_head_weight() const { return lm_head_ ? lm_head_->weight() : embed_; }
+
 Tensor Decoder::forward(const Tensor& ids_in, KVCache* cache, const Adapter* adapter, LogitsFor which,
                         const std::vector<int64_t>& lengths) const {
   Tensor ids = ids_in.to(options_.device, torch::kInt64);

@@ -70,6 +70,9 @@ class Decoder : public torch::nn::Module {
                               const std::vector<int64_t>& lengths = {}) const;
   // (..., C) -> (..., V)
   torch::Tensor lm_head(const torch::Tensor& hidden) const;
+  // The (V, C) output projection (embed_tokens' weight when tied); the LoRA trainer forms
+  // the gradient of the loss w.r.t. hidden states from it without autograd on (N, V).
+  const torch::Tensor& lm_head_weight() const;
 
   // Named weights for saving (HF names; includes lm_head.weight only when untied).
   std::vector<std::pair<std::string, torch::Tensor>> named_weights() const;
