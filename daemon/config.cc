@@ -38,7 +38,7 @@ std::string trim(std::string s) {
   return s;
 }
 
-// Parsers per value type. bool/double have no key yet; train.* / gate.* keys will use them.
+// Parsers per value type.
 // Integers; keys ending in "_bytes" also take K/KiB/M/MiB/G/GiB suffixes (binary).
 std::string parse_value(const std::string& key, const std::string& text, int64_t* out) {
   std::string t = trim(text);
@@ -196,6 +196,40 @@ const std::vector<Key>& keys() {
                    "seconds per response write", 1, 3600),
         KAIZEN_KEY("limits.drain_timeout_s", limits.drain_timeout_s,
                    "seconds SIGTERM waits for in-flight requests", 0, 3600),
+        KAIZEN_KEY("train.enabled", train.enabled, "run the continual-learning thread"),
+        KAIZEN_KEY("train.min_new_examples", train.min_new_examples,
+                   "new approved examples that start a training run; 0 = off", 0, 1e9),
+        KAIZEN_KEY("train.interval_s", train.interval_s,
+                   "also train this often when examples are new; 0 = off", 0, 1e9),
+        KAIZEN_KEY("train.replay_ratio", train.replay_ratio,
+                   "replay examples mixed in per new example", 0, 100),
+        KAIZEN_KEY("train.warm_start", train.warm_start,
+                   "start from the active adapter (false: a fresh LoRA)"),
+        KAIZEN_KEY("train.keep_versions", train.keep_versions,
+                   "unpinned inactive adapter versions kept on disk", 0, 1e6),
+        KAIZEN_KEY("train.retain_holdout", train.retain_holdout,
+                   "replay examples held out to measure retention", 0, 1e6),
+        KAIZEN_KEY("train.exact_match_max", train.exact_match_max,
+                   "new examples checked by greedy exact match; 0 = skip", 0, 1e6),
+        KAIZEN_KEY("train.epochs", train.epochs, "epochs per run; 0 = recipe", 0, 1e6),
+        KAIZEN_KEY("train.max_steps", train.max_steps, "optimizer steps cap; 0 = none", 0, 1e9),
+        KAIZEN_KEY("train.lr", train.lr, "peak learning rate; 0 = recipe", 0, 10),
+        KAIZEN_KEY("train.rank", train.rank, "LoRA rank of a fresh adapter; 0 = recipe", 0, 4096),
+        KAIZEN_KEY("train.seed", train.seed, "seed for LoRA init, batches, replay", 0, 1e18),
+        KAIZEN_KEY("train.with_system_prompt", train.with_system_prompt,
+                   "train with the configured system message, as served"),
+        KAIZEN_KEY("train.max_yield_ms", train.max_yield_ms,
+                   "per step, longest wait while chats are waiting", 0, 600000),
+        KAIZEN_KEY("train.publish_pause_ms", train.publish_pause_ms,
+                   "test hook: pause before recording a written adapter", 0, 600000),
+        KAIZEN_KEY("gate.learn_min", gate.learn_min,
+                   "answer-token accuracy required on new examples", 0, 1),
+        KAIZEN_KEY("gate.learn_exact_min", gate.learn_exact_min,
+                   "greedy exact-match rate required on new examples", 0, 1),
+        KAIZEN_KEY("gate.retain_max_drop", gate.retain_max_drop,
+                   "accuracy drop allowed on held-out replay examples", 0, 1),
+        KAIZEN_KEY("gate.canary_max_kl", gate.canary_max_kl,
+                   "KL(base || candidate) allowed on general prompts, nats", 0, 1e9),
     };
     t[4].secret = true;  // api_key
     return t;

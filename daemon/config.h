@@ -33,6 +33,34 @@ struct Limits {
   int64_t drain_timeout_s = 30;          // SIGTERM: wait this long for in-flight requests
 };
 
+// Continual learning (daemon/learner.h). Read at start; not reloaded.
+struct TrainConfig {
+  bool enabled = true;                // run the learner thread (train/now works only then)
+  int64_t min_new_examples = 50;      // approved, untrained examples that start a run; 0 = off
+  int64_t interval_s = 0;             // also start a run this often when any are new; 0 = off
+  double replay_ratio = 1.0;          // replay examples per new example (reservoir sample)
+  bool warm_start = true;             // start from the active adapter (false: fresh LoRA)
+  int64_t keep_versions = 5;          // unpinned, inactive adapter directories kept; older pruned
+  int64_t retain_holdout = 32;        // replay examples held out of training to measure retention
+  int64_t exact_match_max = 64;       // new examples checked by greedy exact match (0 = skip)
+  int64_t epochs = 0;                 // 0 = the trainer's recipe for the model size
+  int64_t max_steps = 0;              // > 0: cap on optimizer steps per run
+  double lr = 0;                      // 0 = the recipe's learning rate
+  int64_t rank = 0;                   // LoRA r for a fresh adapter; 0 = recipe
+  int64_t seed = 0;                   // LoRA init, batch order and replay draws
+  bool with_system_prompt = true;     // train with the configured system message, as served
+  int64_t max_yield_ms = 1000;        // per optimizer step, longest wait for waiting chats
+  int64_t publish_pause_ms = 0;       // test hook: pause between writing and recording an adapter
+};
+
+// Acceptance gate thresholds (learning/eval/gate.h).
+struct GateConfig {
+  double learn_min = 0.90;        // answer-token accuracy on the new examples
+  double learn_exact_min = 0.0;   // greedy exact-match rate on the new examples
+  double retain_max_drop = 0.05;  // accuracy drop allowed on held-out replay examples
+  double canary_max_kl = 1.0;     // KL(base || candidate) on general prompts, nats
+};
+
 struct Config {
   // Where this config came from (not a key).
   std::string config_path;
@@ -62,6 +90,8 @@ struct Config {
   std::string agent_creator;
 
   Limits limits;
+  TrainConfig train;
+  GateConfig gate;
 
   // --- derived by load_config(), not keys ---
   std::string bearer_token;         // api_key, or the trimmed contents of api_key_file

@@ -11,6 +11,7 @@
 
 #include "daemon/adapter_registry.h"
 #include "daemon/engine.h"
+#include "daemon/learner.h"
 #include "learning/generate/chat_model.h"
 #include "storage/import.h"
 #include "storage/store.h"
@@ -94,10 +95,20 @@ class KaizenService : public Service {
     eo.max_active = static_cast<size_t>(std::max<int64_t>(1, config_.limits.max_active_chats));
     eo.max_queue = static_cast<size_t>(std::max<int64_t>(1, config_.limits.max_queued_chats));
     engine_ = std::make_unique<Engine>(model_, eo);
+    LearnerOptions lo;
+    lo.state_dir = config_.state_dir;
+    lo.system_prompt = system_prompt_;
+    lo.train = config_.train;
+    lo.gate = config_.gate;
+    learner_ = std::make_unique<Learner>(lo, *store_, registry_, *engine_, model_);
     started_ms_ = now_ms();
   }
 
-  ~KaizenService() override { engine_.reset(); }
+  // The learner trains on the engine's model and swaps through the registry: stop it first.
+  ~KaizenService() override {
+    learner_.reset();
+    engine_.reset();
+  }
 
   Result<ChatTicket> submit_chat(ChatRequest req, ChatEvents events) override {
     // 1. Which adapter answers.
@@ -315,7 +326,7 @@ class KaizenService : public Service {
       << s.prefix_tokens_reused << "\n"
       << "# HELP kaizen_active_adapter_version The adapter `kaizen` answers with (0 = base).\n"
       << "# TYPE kaizen_active_adapter_version gauge\nkaizen_active_adapter_version " << a.version << "\n"
-      << "# TYPE kaizen_training_running gauge\nkaizen_training_running 0\n";
+      << learner_->metrics_text();
     return o.str();
   }
 
@@ -349,7 +360,7 @@ class KaizenService : public Service {
                 {"completed_chats", s.jobs_done},
                 {"uptime_s", (now_ms() - started_ms_) / 1000},
                 {"state_dir", config_.state_dir},
-                {"training", "idle"}};
+                {"training", learner_->running() ? "running" : "idle"}};
       if (!registry_.load_problem().empty()) j["adapter_problem"] = registry_.load_problem();
       auto replay = store_->replay_stats();
       j["replay"] = {{"size", replay.size}, {"seen", replay.seen}, {"capacity", replay.capacity}};
@@ -441,8 +452,52 @@ class KaizenService : public Service {
       if (!st.ok()) return from_status(st);
       return json{{"dir", dir}, {"id", d.id}, {"size_bytes", d.size_bytes}, {"files", d.files}};
     }
-    if (op == "train/now" || op == "train/status" || op == "train/cancel") {
-      return Error::Unavailable("training is not available in this build of kaizend yet");
+    if (op == "train/now") {
+      const bool all = args.contains("all_approved") &&
+                       (args["all_approved"].is_boolean() ? args["all_approved"].get<bool>()
+                                                          : args["all_approved"] == "true");
+      auto started = learner_->start_run(all);
+      if (auto* err = std::get_if<Learner::StartError>(&started)) {
+        Error e;
+        e.http_status = err->http_status;
+        e.type = err->http_status == 409 ? "conflict_error"
+                 : err->http_status >= 500 ? "server_error" : "invalid_request_error";
+        e.message = err->message;
+        return e;
+      }
+      spdlog::info("event=train_now run={} uid={}", std::get<uint64_t>(started), peer.uid);
+      return json{{"run_id", std::get<uint64_t>(started)}, {"state", "running"}};
+    }
+    if (op == "train/status") {
+      json j = learner_->status();
+      storage::PageRequest p;
+      p.limit = 5;
+      auto runs = store_->list_runs(p);
+      if (runs.ok()) {
+        json recent = json::array();
+        for (const auto& r : runs->items) recent.push_back(storage::to_json(r));
+        j["recent_runs"] = recent;
+      }
+      return j;
+    }
+    if (op == "train/cancel") {
+      const bool cancelled = learner_->cancel();
+      spdlog::info("event=train_cancel cancelled={} uid={}", cancelled, peer.uid);
+      return json{{"cancelled", cancelled}};
+    }
+    if (op == "runs") {
+      auto page = store_->list_runs(page_of());
+      if (!page.ok()) return from_status(page.status());
+      json items = json::array();
+      for (const auto& r : page->items) items.push_back(storage::to_json(r));
+      return json{{"runs", items}, {"next_cursor", page->next_cursor}};
+    }
+    if (op == "runs/show") {
+      const uint64_t id = parse_version(args.value("id", json()));
+      if (id == 0) return Error::InvalidRequest("give the run id", "id");
+      auto r = store_->get_run(id);
+      if (!r.ok()) return from_status(r.status());
+      return storage::to_json(*r);
     }
     return Error::NotFound("unknown admin operation '" + op + "'");
   }
@@ -453,6 +508,7 @@ class KaizenService : public Service {
   std::string system_prompt_;
   AdapterRegistry registry_;
   std::unique_ptr<Engine> engine_;
+  std::unique_ptr<Learner> learner_;
   int64_t started_ms_ = 0;
 };
 
