@@ -70,7 +70,7 @@ struct ChatMessage {
 };
 
 struct Message {
-  uint64_t id = 0;               // assigned by Store::append_message; the API's message id
+  uint64_t id = 0;  // the API's message id: Store::reserve_message_id or append_message
   uint64_t conversation_id = 0;  // must exist
   std::string role;              // "system" | "user" | "assistant"
   std::string content;

@@ -116,6 +116,28 @@ TEST_F(StoreTest, MessagesOfAConversationInOrderAndById) {
   EXPECT_TRUE(store_->get_message(123456).status().IsNotFound());
 }
 
+TEST_F(StoreTest, ReservedMessageIdIsUsedByAppend) {
+  auto c = store_->create_conversation({});
+  ASSERT_OK(c.status());
+  auto reserved = store_->reserve_message_id();
+  ASSERT_OK(reserved.status());
+  Message other;  // appended while the reserved answer is still being generated
+  other.conversation_id = c->id;
+  other.role = "user";
+  auto o = store_->append_message(other);
+  ASSERT_OK(o.status());
+  EXPECT_GT(o->id, *reserved);
+  Message answer;
+  answer.id = *reserved;
+  answer.conversation_id = c->id;
+  answer.role = "assistant";
+  answer.content = "streamed";
+  auto a = store_->append_message(answer);
+  ASSERT_OK(a.status());
+  EXPECT_EQ(a->id, *reserved);
+  EXPECT_EQ(store_->get_message(*reserved)->content, "streamed");
+}
+
 TEST_F(StoreTest, MessageNeedsAConversationAndAValidRole) {
   Message m;
   m.conversation_id = 4242;
