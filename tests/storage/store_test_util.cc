@@ -89,10 +89,6 @@ pid_t spawn_helper(const std::string& test_name, const std::map<std::string, std
   argv.push_back(nullptr);
   for (auto& e : envs) envp.push_back(e.data());
   envp.push_back(nullptr);
-  char exe[4096];
-  ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
-  if (n <= 0) return -1;
-  exe[n] = '\0';
   int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   pid_t pid = fork();
   if (pid == 0) {
@@ -100,7 +96,9 @@ pid_t spawn_helper(const std::string& test_name, const std::map<std::string, std
       dup2(log_fd, 1);
       dup2(log_fd, 2);
     }
-    execve(exe, argv.data(), envp.data());
+    // /proc/self/exe, not its target path: works even if the binary was replaced
+    // (rebuilt) while the test runs.
+    execve("/proc/self/exe", argv.data(), envp.data());
     _exit(127);
   }
   if (log_fd >= 0) close(log_fd);
