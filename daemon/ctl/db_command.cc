@@ -3,6 +3,7 @@
 //
 // A backup directory B holds B/db (RocksDB BackupEngine, incremental) and B/adapters
 // (copies of the published adapter directories, vNNNNNN, copied once each).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -16,6 +17,7 @@
 
 #include "daemon/ctl/command.h"
 #include "daemon/ctl/flags.h"
+#include "daemon/ctl/online_commands.h"
 #include "storage/import.h"
 #include "storage/store.h"
 
@@ -28,6 +30,7 @@ using storage::Status;
 
 const char* kUsage =
     "kaizenctl db backup  --state-dir D --out B        back up D/db and D/adapters into B\n"
+    "kaizenctl db backup  [--dir B] [--socket S]       ask the running kaizend for a backup\n"
     "kaizenctl db restore --backup B --state-dir D [--force]\n"
     "                                                  restore the latest backup into D\n"
     "kaizenctl db verify  --backup B                   check checksums, records, adapters\n"
@@ -258,7 +261,13 @@ int db_command(const std::vector<std::string>& args) {
         return kExitOk;
       }
     }
-    if (sub == "backup") return backup(rest);
+    if (sub == "backup") {
+      // Without --state-dir the running kaizend makes the backup (online_commands.cc).
+      const bool offline = std::any_of(rest.begin(), rest.end(), [](const std::string& a) {
+        return a == "--state-dir" || a.rfind("--state-dir=", 0) == 0;
+      });
+      return offline ? backup(rest) : online_db_backup(args);
+    }
     if (sub == "restore") return restore(rest);
     if (sub == "verify") return verify(rest);
     if (sub == "import") return import(args);  // positional()[0] is "import"

@@ -1,5 +1,6 @@
 // kaizenctl model make-tiny | info | logits, generate, chat: offline commands that run
 // the model in-process (no daemon needed).
+#include <algorithm>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
@@ -13,6 +14,7 @@
 
 #include "daemon/ctl/command.h"
 #include "daemon/ctl/flags.h"
+#include "daemon/ctl/online_commands.h"
 #include "learning/generate/chat_model.h"
 #include "learning/generate/generator.h"
 #include "learning/model/loader.h"
@@ -230,6 +232,11 @@ int generate_command(const std::vector<std::string>& args) {
 }
 
 int chat_command(const std::vector<std::string>& args) {
+  // Without --model the REPL talks to the running kaizend (online_chat.cc).
+  if (std::none_of(args.begin(), args.end(),
+                   [](const std::string& a) { return a == "--model" || a.rfind("--model=", 0) == 0; })) {
+    return online_chat(args);
+  }
   Flags f(args, kGenerateFlags, {"think"});
   if (f.help() || !f.has("model")) {
     std::puts("kaizenctl chat --model DIR [--system S] [--temperature T] ...   (offline, in-process)\n"

@@ -5,3 +5,7 @@ if(TARGET test_e2e)
                                   ${CMAKE_SOURCE_DIR}/tests/daemon/fake_service_util.cc)
   target_include_directories(test_e2e PRIVATE ${CMAKE_SOURCE_DIR}/tests/daemon)
 endif()
+# kaizenctl_online_test.cc runs the built kaizenctl binary against an in-process kaizend.
+if(TARGET test_e2e AND TARGET kaizenctl)
+  add_dependencies(test_e2e kaizenctl)
+endif()

@@ -1,0 +1,327 @@
+// kaizenctl's online commands against the real kaizend service (tiny model, temp state
+// dir) served in-process on a Unix socket: the built kaizenctl binary is run as a child
+// process and its exit codes, tables, --json output and streamed chat are checked.
+// Expected answers come from the daemon's own HTTP API (raw client in tests/daemon), not
+// from kaizenctl.
+#include <fcntl.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <set>
+#include <sstream>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "daemon/config.h"
+#include "daemon/kaizen_service.h"
+#include "daemon/server.h"
+#include "http_client.h"
+#include "learning/model/tiny.h"
+#include "testing/kaizen_test.h"
+
+namespace kaizen::daemon {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using namespace kaizen::daemon::testing;
+using kaizen::testing::TempDir;
+
+struct CtlResult {
+  int code = -1;
+  std::string out, err;
+};
+
+std::string slurp(const fs::path& p) {
+  std::ifstream in(p, std::ios::binary);
+  std::ostringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+std::string kaizenctl_path() {
+  if (const char* d = std::getenv("KAIZEN_BIN_DIR")) return std::string(d) + "/kaizenctl";
+  if (const char* d = std::getenv("KAIZEN_BUILD_DIR")) return std::string(d) + "/bin/kaizenctl";
+  return "kaizenctl";
+}
+
+class KaizenctlOnline : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() {
+    model_dir_ = new TempDir();
+    model::TinyModelSpec spec;
+    spec.seed = 5;
+    model::write_tiny_model(spec, *model_dir_ / "m", kaizen::testing::tokenizer_dir());
+  }
+  static void TearDownTestSuite() { delete model_dir_; }
+
+  void SetUp() override {
+    ASSERT_TRUE(fs::exists(kaizenctl_path())) << kaizenctl_path() << " not built (set KAIZEN_BIN_DIR)";
+    config_ = TestServer::default_config();
+    config_.model = *model_dir_ / "m";
+    config_.state_dir = (state_.path() / "state").string();
+    config_.system_prompt = "You are {agent_name}.";
+    config_.agent_name = "Kaizen";
+    config_.device = "cpu";
+    config_.threads = 1;
+    auto made = make_kaizen_service(config_, StartupProgress{});
+    ASSERT_TRUE(made.ok()) << made.error().message;
+    service_ = std::move(made.value());
+    ServerOptions opts;
+    opts.use_socket_activation = false;
+    opts.handle_signals = false;
+    opts.reload_source.path.clear();
+    server_ = std::make_unique<Server>(config_, *service_, opts);
+    ASSERT_EQ(server_->start(), "");
+    runner_ = std::thread([this] { server_->run(); });
+  }
+  void TearDown() override {
+    if (server_) server_->stop();
+    if (runner_.joinable()) runner_.join();
+    service_.reset();
+    server_.reset();
+  }
+
+  // Runs kaizenctl ARGS --socket <ours> with `input` on stdin.
+  // env_socket: $KAIZEN_SOCKET for the child (unset when null).
+  CtlResult ctl(std::vector<std::string> args, const std::string& input = "", bool add_socket = true,
+                const char* env_socket = nullptr) {
+    if (add_socket) {
+      args.push_back("--socket");
+      args.push_back(config_.socket);
+    }
+    const fs::path in = state_.path() / "stdin", out = state_.path() / "stdout", err = state_.path() / "stderr";
+    std::ofstream(in, std::ios::binary) << input;
+    const std::string exe = kaizenctl_path();
+    std::vector<char*> argv;
+    argv.push_back(const_cast<char*>(exe.c_str()));
+    for (auto& a : args) argv.push_back(a.data());
+    argv.push_back(nullptr);
+    pid_t pid = fork();
+    if (pid == 0) {
+      int i = open(in.c_str(), O_RDONLY), o = open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600),
+          e = open(err.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+      dup2(i, 0);
+      dup2(o, 1);
+      dup2(e, 2);
+      if (env_socket) {
+        ::setenv("KAIZEN_SOCKET", env_socket, 1);
+      } else {
+        ::unsetenv("KAIZEN_SOCKET");
+      }
+      execv(exe.c_str(), argv.data());
+      _exit(127);
+    }
+    CtlResult r;
+    int status = 0;
+    waitpid(pid, &status, 0);
+    r.code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    r.out = slurp(out);
+    r.err = slurp(err);
+    return r;
+  }
+
+  HttpResponse api(const std::string& method, const std::string& path, const json& body = json::object()) {
+    return unix_request(config_.socket, make_request(method, path, body.dump()));
+  }
+
+  static TempDir* model_dir_;
+  TempDir state_;
+  Config config_;
+  std::unique_ptr<Service> service_;
+  std::unique_ptr<Server> server_;
+  std::thread runner_;
+};
+TempDir* KaizenctlOnline::model_dir_ = nullptr;
+
+#define EXPECT_CTL(r, want) EXPECT_EQ((r).code, (want)) << "stdout:\n" << (r).out << "\nstderr:\n" << (r).err
+
+TEST_F(KaizenctlOnline, StatusTableAndJsonMatchTheAdminRoute) {
+  CtlResult r = ctl({"status"});
+  EXPECT_CTL(r, 0);
+  EXPECT_NE(r.out.find("active_adapter:"), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("base"), std::string::npos) << r.out;  // no adapter published yet
+
+  CtlResult j = ctl({"status", "--json"});
+  EXPECT_CTL(j, 0);
+  json got = json::parse(j.out, nullptr, false);
+  ASSERT_TRUE(got.is_object()) << j.out;
+  json direct = api("POST", "/admin/status").json();
+  EXPECT_EQ(got["architecture"], direct["architecture"]);
+  EXPECT_EQ(got["model"], direct["model"]);
+  EXPECT_EQ(got["active_adapter"], 0);
+}
+
+TEST_F(KaizenctlOnline, AdaptersListShowRollbackPin) {
+  CtlResult r = ctl({"adapters", "list", "--json"});
+  EXPECT_CTL(r, 0);
+  json j = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  EXPECT_EQ(j["active"], 0);
+  EXPECT_TRUE(j["adapters"].is_array());
+  EXPECT_EQ(j["adapters"].size(), api("POST", "/admin/adapters").json()["adapters"].size());
+
+  r = ctl({"adapters", "list"});
+  EXPECT_CTL(r, 0);
+  EXPECT_NE(r.out.find("active: base"), std::string::npos) << r.out;
+
+  // Unknown versions: 404 from the daemon -> exit 3, with the daemon's message.
+  r = ctl({"adapters", "show", "v9"});
+  EXPECT_CTL(r, 3);
+  EXPECT_NE(r.err.find("HTTP 404"), std::string::npos) << r.err;
+  EXPECT_CTL(ctl({"adapters", "pin", "9"}), 3);
+  EXPECT_CTL(ctl({"adapters", "rollback"}), 3);  // nothing earlier to roll back to
+  // Usage errors: exit 2.
+  EXPECT_CTL(ctl({"adapters"}), 2);
+  EXPECT_CTL(ctl({"adapters", "show"}), 2);
+  EXPECT_CTL(ctl({"adapters", "frobnicate"}), 2);
+  EXPECT_CTL(ctl({"adapters", "list", "--bogus"}), 2);
+}
+
+TEST_F(KaizenctlOnline, KnowledgeImportReportsBadLinesAndExportReturnsTheGoodOnes) {
+  const fs::path file = state_.path() / "faq.jsonl";
+  const json a = {{"messages", {{{"role", "user"}, {"content", "What is Kaizen?"}},
+                                {{"role", "assistant"}, {"content", "A self-improving assistant."}}}}};
+  const json b = {{"messages", {{{"role", "user"}, {"content", "Who made it?"}},
+                                {{"role", "assistant"}, {"content", "Sabitech, in Kraków."}}}}};
+  std::ofstream(file) << a.dump() << "\n{not json\n" << b.dump() << "\n";
+
+  CtlResult r = ctl({"knowledge", "import", file.string()});
+  EXPECT_CTL(r, 1);  // one bad line; the good ones are stored anyway
+  EXPECT_NE(r.err.find("faq.jsonl:2:"), std::string::npos) << r.err;
+  EXPECT_NE(r.out.find("2 imported"), std::string::npos) << r.out;
+
+  // Idempotent: the second import finds duplicates.
+  r = ctl({"knowledge", "import", file.string(), "--json"});
+  EXPECT_CTL(r, 1);
+  json j = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  EXPECT_EQ(j["imported"], 0);
+  EXPECT_EQ(j["duplicates"], 2);
+  ASSERT_EQ(j["errors"].size(), 1u);
+  EXPECT_EQ(j["errors"][0]["line"], 2);
+
+  EXPECT_CTL(ctl({"knowledge", "import", (state_.path() / "missing.jsonl").string()}), 3);
+
+  // Export: the approved examples as OpenAI chat JSONL, the same messages as the file.
+  const fs::path out = state_.path() / "export.jsonl";
+  r = ctl({"feedback", "export", "--out", out.string()});
+  EXPECT_CTL(r, 0);
+  std::vector<json> lines;
+  std::istringstream in(slurp(out));
+  for (std::string line; std::getline(in, line);) lines.push_back(json::parse(line));
+  ASSERT_EQ(lines.size(), 2u);
+  std::set<std::string> got = {lines[0].dump(), lines[1].dump()};
+  EXPECT_EQ(got, (std::set<std::string>{a.dump(), b.dump()}));
+
+  r = ctl({"feedback", "export"});  // to stdout
+  EXPECT_CTL(r, 0);
+  EXPECT_EQ(std::count(r.out.begin(), r.out.end(), '\n'), 2);
+}
+
+TEST_F(KaizenctlOnline, ChatStreamsTheSameGreedyTextAsTheApiAndKeepsHistory) {
+  // The daemon's own non-streamed answer to the same request is the reference.
+  json req = {{"model", "kaizen"},
+              {"messages", {{{"role", "user"}, {"content", "hello"}}}},
+              {"temperature", 0},
+              {"max_tokens", 8},
+              {"chat_template_kwargs", {{"enable_thinking", false}}}};
+  HttpResponse ref = api("POST", "/v1/chat/completions", req);
+  ASSERT_EQ(ref.status, 200) << ref.body;
+  const std::string want = ref.json()["choices"][0]["message"]["content"].get<std::string>();
+
+  CtlResult r = ctl({"chat", "--temperature", "0", "--max-tokens", "8"}, "hello\n");
+  EXPECT_CTL(r, 0);
+  EXPECT_EQ(r.out, want.empty() ? "" : want + "\n");
+
+  // --json: one object per answer. The second turn carries the first in its prompt;
+  // after /reset the prompt is the first one again.
+  r = ctl({"chat", "--json", "--temperature", "0", "--max-tokens", "4"}, "hello\nand then?\n/reset\nhello\n");
+  EXPECT_CTL(r, 0);
+  std::vector<json> turns;
+  std::istringstream in(r.out);
+  for (std::string line; std::getline(in, line);) turns.push_back(json::parse(line, nullptr, false));
+  ASSERT_EQ(turns.size(), 3u) << r.out;
+  for (const auto& t : turns) ASSERT_TRUE(t.is_object() && t["usage"].is_object()) << r.out;
+  const int64_t p1 = turns[0]["usage"]["prompt_tokens"], c1 = turns[0]["usage"]["completion_tokens"];
+  EXPECT_GT(turns[1]["usage"]["prompt_tokens"].get<int64_t>(), p1 + c1);
+  EXPECT_EQ(turns[2]["usage"]["prompt_tokens"].get<int64_t>(), p1);
+  EXPECT_EQ(turns[2]["content"], turns[0]["content"]);
+  EXPECT_FALSE(turns[0]["id"].get<std::string>().empty());
+
+  // Unknown adapter version: 404 -> exit 3.
+  r = ctl({"chat", "--model-name", "kaizen@v9"}, "hello\n");
+  EXPECT_CTL(r, 3);
+  EXPECT_NE(r.err.find("kaizen@v9"), std::string::npos) << r.err;
+}
+
+TEST_F(KaizenctlOnline, ReviewListApproveReject) {
+  // A thumbs-up on an answer queues the conversation for review.
+  HttpResponse c = api("POST", "/v1/chat/completions",
+                       {{"model", "kaizen"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 3}});
+  ASSERT_EQ(c.status, 200) << c.body;
+  HttpResponse fb = api("POST", "/v1/feedback", {{"message_id", c.json()["id"]}, {"rating", 1}});
+  ASSERT_EQ(fb.status, 200) << fb.body;
+
+  CtlResult r = ctl({"review", "list", "--json"});
+  EXPECT_CTL(r, 0);
+  json j = json::parse(r.out, nullptr, false);
+  ASSERT_TRUE(j.is_object()) << r.out;
+  ASSERT_EQ(j["pending"].size(), 1u) << r.out;
+  const std::string id = std::to_string(j["pending"][0]["id"].get<uint64_t>());
+
+  r = ctl({"review", "list"});
+  EXPECT_CTL(r, 0);
+  EXPECT_NE(r.out.find("1 waiting"), std::string::npos) << r.out;
+
+  r = ctl({"review", "approve", id});
+  EXPECT_CTL(r, 0);
+  EXPECT_NE(r.out.find("approved"), std::string::npos) << r.out;
+  r = ctl({"review", "list"});
+  EXPECT_CTL(r, 0);
+  EXPECT_NE(r.out.find("nothing waiting"), std::string::npos) << r.out;
+  EXPECT_CTL(ctl({"review", "reject", "999999"}), 3);
+
+  // The approved example is exported.
+  r = ctl({"feedback", "export", "--json"});
+  EXPECT_CTL(r, 0);
+  EXPECT_NE(r.out.find("\"id\":" + id), std::string::npos) << r.out;
+}
+
+TEST_F(KaizenctlOnline, OnlineBackupAndUnreachableDaemon) {
+  // `db backup` without --state-dir asks the running daemon.
+  CtlResult r = ctl({"db", "backup", "--dir", (state_.path() / "bk").string()});
+  EXPECT_CTL(r, 0);
+  EXPECT_TRUE(fs::exists(state_.path() / "bk")) << r.out;
+  r = ctl({"db", "backup", "--dir", (state_.path() / "bk").string(), "--json"});
+  EXPECT_CTL(r, 0);
+  EXPECT_EQ(json::parse(r.out)["id"], 2) << r.out;  // incremental: the second backup
+
+  // Nobody listening: exit 4 and the hint, for every online command.
+  const std::string dead = (state_.path() / "nobody.sock").string();
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+           {"status"}, {"adapters", "list"}, {"review", "list"}, {"chat"}, {"db", "backup"}}) {
+    args.push_back("--socket");
+    args.push_back(dead);
+    r = ctl(args, "hello\n", false);
+    EXPECT_CTL(r, 4);
+    EXPECT_NE(r.err.find("kaizend is not running at " + dead), std::string::npos) << r.err;
+  }
+  // $KAIZEN_SOCKET is used when there is no --socket; --socket wins over it.
+  r = ctl({"status"}, "", false, dead.c_str());
+  EXPECT_CTL(r, 4);
+  EXPECT_NE(r.err.find(dead), std::string::npos) << r.err;
+  EXPECT_CTL(ctl({"status"}, "", false, config_.socket.c_str()), 0);
+  EXPECT_CTL(ctl({"status"}, "", true, dead.c_str()), 0);
+}
+
+}  // namespace
+}  // namespace kaizen::daemon
