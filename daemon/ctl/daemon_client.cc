@@ -25,7 +25,8 @@ std::string lower(std::string s) {
 std::string trim(std::string_view s) {
   size_t b = 0, e = s.size();
   while (b < e && (s[b] == ' ' || s[b] == '\t' || s[b] == '\r' || s[b] == '\n')) ++b;
-  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' || s[e - 1] == '\n')) --e;
+  while (e > b && (s[e - 1] == ' ' || s[e - 1] == '\t' || s[e - 1] == '\r' || s[e - 1] == '\n'))
+    --e;
   return std::string(s.substr(b, e - b));
 }
 
@@ -36,11 +37,13 @@ class Connection {
     sockaddr_un addr{};
     addr.sun_family = AF_UNIX;
     if (o.socket_path.empty() || o.socket_path.size() >= sizeof(addr.sun_path)) {
-      throw DaemonUnreachable(o.socket_path, "socket path '" + o.socket_path + "' is empty or too long");
+      throw DaemonUnreachable(o.socket_path,
+                              "socket path '" + o.socket_path + "' is empty or too long");
     }
     std::memcpy(addr.sun_path, o.socket_path.c_str(), o.socket_path.size() + 1);
     fd_ = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd_ < 0) throw DaemonUnreachable(o.socket_path, std::string("socket(): ") + std::strerror(errno));
+    if (fd_ < 0)
+      throw DaemonUnreachable(o.socket_path, std::string("socket(): ") + std::strerror(errno));
     // Linux bounds a blocking AF_UNIX connect (full backlog) by SO_SNDTIMEO.
     timeval tv{};
     tv.tv_sec = o.connect_timeout.count() / 1000;
@@ -50,7 +53,8 @@ class Connection {
       const int err = errno;
       ::close(fd_);
       fd_ = -1;
-      throw DaemonUnreachable(o.socket_path, "connect " + o.socket_path + ": " + std::strerror(err));
+      throw DaemonUnreachable(o.socket_path,
+                              "connect " + o.socket_path + ": " + std::strerror(err));
     }
   }
   ~Connection() {
@@ -115,7 +119,8 @@ class Connection {
   // Hands exactly n body bytes to sink as they arrive; false if sink asked to stop.
   bool read_exact(size_t n, const std::function<bool(std::string_view)>& sink) {
     while (n > 0) {
-      if (buf_.empty() && !fill()) throw DaemonProtocolError("kaizend closed the connection mid-body");
+      if (buf_.empty() && !fill())
+        throw DaemonProtocolError("kaizend closed the connection mid-body");
       const size_t take = std::min(n, buf_.size());
       const bool go_on = sink(std::string_view(buf_).substr(0, take));
       buf_.erase(0, take);
@@ -142,13 +147,14 @@ class Connection {
   std::string buf_;  // received, not yet consumed
 };
 
-std::string format_request(const std::string& method, const std::string& path, const std::string& body,
-                           bool want_sse) {
+std::string format_request(const std::string& method, const std::string& path,
+                           const std::string& body, bool want_sse) {
   std::string r = method + " " + path + " HTTP/1.1\r\n";
   r += "Host: localhost\r\nUser-Agent: kaizenctl\r\nConnection: close\r\n";
   r += want_sse ? "Accept: text/event-stream\r\n" : "Accept: application/json\r\n";
   if (!body.empty() || method == "POST") {
-    r += "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
+    r +=
+        "Content-Type: application/json\r\nContent-Length: " + std::to_string(body.size()) + "\r\n";
   }
   r += "\r\n";
   r += body;
@@ -169,21 +175,24 @@ void read_head(Connection& c, HttpReply* reply) {
     std::string line = c.read_line();
     if (line.empty()) break;
     size_t colon = line.find(':');
-    if (colon == std::string::npos) throw DaemonProtocolError("bad header line: '" + line.substr(0, 80) + "'");
+    if (colon == std::string::npos)
+      throw DaemonProtocolError("bad header line: '" + line.substr(0, 80) + "'");
     reply->headers[lower(trim(std::string_view(line).substr(0, colon)))] =
         trim(std::string_view(line).substr(colon + 1));
   }
 }
 
 // Reads the body as framed by the headers, handing bytes to sink as they arrive.
-void read_body(Connection& c, const HttpReply& head, const std::function<bool(std::string_view)>& sink) {
+void read_body(Connection& c, const HttpReply& head,
+               const std::function<bool(std::string_view)>& sink) {
   auto te = head.headers.find("transfer-encoding");
   if (te != head.headers.end() && lower(te->second).find("chunked") != std::string::npos) {
     while (true) {
       const std::string size_line = c.read_line();
       char* end = nullptr;
       const unsigned long long n = std::strtoull(size_line.c_str(), &end, 16);
-      if (end == size_line.c_str()) throw DaemonProtocolError("bad chunk size line: '" + size_line.substr(0, 40) + "'");
+      if (end == size_line.c_str())
+        throw DaemonProtocolError("bad chunk size line: '" + size_line.substr(0, 40) + "'");
       if (n == 0) {
         while (!c.read_line().empty()) {  // trailers
         }
@@ -197,7 +206,8 @@ void read_body(Connection& c, const HttpReply& head, const std::function<bool(st
   if (cl != head.headers.end()) {
     char* end = nullptr;
     const unsigned long long n = std::strtoull(cl->second.c_str(), &end, 10);
-    if (end == cl->second.c_str()) throw DaemonProtocolError("bad Content-Length '" + cl->second + "'");
+    if (end == cl->second.c_str())
+      throw DaemonProtocolError("bad Content-Length '" + cl->second + "'");
     c.read_exact(static_cast<size_t>(n), sink);
     return;
   }
@@ -265,7 +275,8 @@ std::string HttpReply::error_message() const {
   auto j = nlohmann::json::parse(body, nullptr, false);
   if (j.is_object() && j.contains("error")) {
     const auto& e = j["error"];
-    if (e.is_object() && e.contains("message") && e["message"].is_string()) return e["message"].get<std::string>();
+    if (e.is_object() && e.contains("message") && e["message"].is_string())
+      return e["message"].get<std::string>();
     if (e.is_string()) return e.get<std::string>();
   }
   std::string t = trim(body);
@@ -273,7 +284,8 @@ std::string HttpReply::error_message() const {
   return t.empty() ? "HTTP " + std::to_string(status) : t;
 }
 
-HttpReply DaemonClient::request(const std::string& method, const std::string& path, const std::string& body) {
+HttpReply DaemonClient::request(const std::string& method, const std::string& path,
+                                const std::string& body) {
   Connection c(options_);
   c.send_all(format_request(method, path, body, false));
   HttpReply reply;
@@ -285,7 +297,8 @@ HttpReply DaemonClient::request(const std::string& method, const std::string& pa
   return reply;
 }
 
-HttpReply DaemonClient::stream(const std::string& method, const std::string& path, const std::string& body,
+HttpReply DaemonClient::stream(const std::string& method, const std::string& path,
+                               const std::string& body,
                                const std::function<bool(std::string_view data)>& on_data) {
   Connection c(options_);
   c.send_all(format_request(method, path, body, true));

@@ -33,7 +33,7 @@ inline constexpr const char* kDefaultSocketPath = "/run/kaizen/kaizend.sock";
 std::string resolve_socket_path(const std::string& flag_value);
 
 struct DaemonClientOptions {
-  std::string socket_path;                       // AF_UNIX path of kaizend's socket
+  std::string socket_path;                          // AF_UNIX path of kaizend's socket
   std::chrono::milliseconds connect_timeout{5000};  // connect(); default 5 s
   // Longest wait for the next bytes of a response (headers, body or one SSE event);
   // default 120 s, enough for a slow first token on CPU. 0 = wait forever.
@@ -55,7 +55,8 @@ class DaemonClient {
   explicit DaemonClient(DaemonClientOptions options) : options_(std::move(options)) {}
 
   // Sends `method path` with a JSON body (empty: no body) and reads the whole response.
-  HttpReply request(const std::string& method, const std::string& path, const std::string& body = "");
+  HttpReply request(const std::string& method, const std::string& path,
+                    const std::string& body = "");
 
   // Like request(), but when the response is 200 text/event-stream, calls on_data with
   // the payload of each "data:" event as it arrives (the "[DONE]" sentinel included) and

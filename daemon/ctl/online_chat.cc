@@ -36,43 +36,43 @@ struct Turn {
 // Streams one answer; prints deltas unless as_json. Returns 0 or an exit code.
 int ask(DaemonClient& client, const json& request, bool as_json, Turn* turn) {
   bool done = false;
-  HttpReply r = client.stream("POST", "/v1/chat/completions",
-                              request.dump(-1, ' ', false, json::error_handler_t::replace),
-                              [&](std::string_view data) {
-                                if (data == "[DONE]") {
-                                  done = true;
-                                  return false;
-                                }
-                                json chunk = json::parse(data, nullptr, false);
-                                if (chunk.is_discarded()) return true;
-                                if (chunk.contains("error")) {
-                                  HttpReply e;
-                                  e.body = std::string(data);
-                                  turn->error = e.error_message();
-                                  return true;
-                                }
-                                if (turn->id.empty()) turn->id = chunk.value("id", "");
-                                if (turn->model.empty()) turn->model = chunk.value("model", "");
-                                if (chunk.contains("usage") && chunk["usage"].is_object()) turn->usage = chunk["usage"];
-                                const json choices = chunk.value("choices", json::array());
-                                if (!choices.is_array() || choices.empty()) return true;
-                                const json& c = choices[0];
-                                if (c.contains("delta") && c["delta"].is_object()) {
-                                  const json& content = c["delta"].value("content", json());
-                                  if (content.is_string()) {
-                                    const std::string& piece = content.get_ref<const std::string&>();
-                                    turn->text += piece;
-                                    if (!as_json) {
-                                      std::fwrite(piece.data(), 1, piece.size(), stdout);
-                                      std::fflush(stdout);
-                                    }
-                                  }
-                                }
-                                if (c.contains("finish_reason") && c["finish_reason"].is_string()) {
-                                  turn->finish_reason = c["finish_reason"].get<std::string>();
-                                }
-                                return true;
-                              });
+  HttpReply r = client.stream(
+      "POST", "/v1/chat/completions", request.dump(-1, ' ', false, json::error_handler_t::replace),
+      [&](std::string_view data) {
+        if (data == "[DONE]") {
+          done = true;
+          return false;
+        }
+        json chunk = json::parse(data, nullptr, false);
+        if (chunk.is_discarded()) return true;
+        if (chunk.contains("error")) {
+          HttpReply e;
+          e.body = std::string(data);
+          turn->error = e.error_message();
+          return true;
+        }
+        if (turn->id.empty()) turn->id = chunk.value("id", "");
+        if (turn->model.empty()) turn->model = chunk.value("model", "");
+        if (chunk.contains("usage") && chunk["usage"].is_object()) turn->usage = chunk["usage"];
+        const json choices = chunk.value("choices", json::array());
+        if (!choices.is_array() || choices.empty()) return true;
+        const json& c = choices[0];
+        if (c.contains("delta") && c["delta"].is_object()) {
+          const json& content = c["delta"].value("content", json());
+          if (content.is_string()) {
+            const std::string& piece = content.get_ref<const std::string&>();
+            turn->text += piece;
+            if (!as_json) {
+              std::fwrite(piece.data(), 1, piece.size(), stdout);
+              std::fflush(stdout);
+            }
+          }
+        }
+        if (c.contains("finish_reason") && c["finish_reason"].is_string()) {
+          turn->finish_reason = c["finish_reason"].get<std::string>();
+        }
+        return true;
+      });
   if (r.status != 200) {
     std::fprintf(stderr, "kaizenctl chat: %s (HTTP %d)\n", r.error_message().c_str(), r.status);
     return exit_code_for_http(r.status);
@@ -93,8 +93,10 @@ int ask(DaemonClient& client, const json& request, bool as_json, Turn* turn) {
 
 int online_chat(const std::vector<std::string>& args) {
   return run_online("chat", kUsage, args, [](const std::vector<std::string>& a) -> int {
-    Flags f(a, {"socket", "timeout", "model-name", "system", "temperature", "top-p", "max-tokens", "seed"},
-            {"think"});
+    Flags f(
+        a,
+        {"socket", "timeout", "model-name", "system", "temperature", "top-p", "max-tokens", "seed"},
+        {"think"});
     if (!f.positional().empty()) throw FlagError("unexpected argument '" + f.positional()[0] + "'");
     json base = {{"model", f.get("model-name", "kaizen")},
                  {"stream", true},
@@ -138,7 +140,8 @@ int online_chat(const std::vector<std::string>& args) {
         rc = kExitFailure;
       }
       if (rc != kExitOk) {
-        history.erase(history.end() - 1);  // the unanswered question is not part of the conversation
+        history.erase(history.end() -
+                      1);  // the unanswered question is not part of the conversation
         last_error = rc;
         continue;
       }

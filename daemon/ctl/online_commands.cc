@@ -38,15 +38,18 @@ DaemonClient client_from_flags(const Flags& f) {
 namespace {
 
 // The JSON of a 200 reply; otherwise prints the error and throws CommandExit.
-json admin_answer(const HttpReply& r, const std::string& op, const std::string& what, bool as_json) {
+json admin_answer(const HttpReply& r, const std::string& op, const std::string& what,
+                  bool as_json) {
   if (r.status == 200) {
     json j = json::parse(r.body, nullptr, false);
-    if (j.is_discarded()) throw DaemonProtocolError("kaizend answered /admin/" + op + " with non-JSON");
+    if (j.is_discarded())
+      throw DaemonProtocolError("kaizend answered /admin/" + op + " with non-JSON");
     return j;
   }
   if (as_json) {
     json j = json::parse(r.body, nullptr, false);
-    std::cout << (j.is_discarded() ? json{{"error", {{"message", r.error_message()}}}} : j).dump(2) << "\n";
+    std::cout << (j.is_discarded() ? json{{"error", {{"message", r.error_message()}}}} : j).dump(2)
+              << "\n";
   }
   std::string message = r.error_message();
   if (r.status == 404 && message.rfind("unknown admin operation", 0) == 0) {
@@ -58,13 +61,15 @@ json admin_answer(const HttpReply& r, const std::string& op, const std::string& 
 
 }  // namespace
 
-json call_admin(DaemonClient& client, const std::string& op, const json& args, const std::string& what,
-                bool as_json) {
-  return admin_answer(client.request("POST", "/admin/" + op, args.dump(-1, ' ', false, json::error_handler_t::replace)),
+json call_admin(DaemonClient& client, const std::string& op, const json& args,
+                const std::string& what, bool as_json) {
+  return admin_answer(client.request("POST", "/admin/" + op,
+                                     args.dump(-1, ' ', false, json::error_handler_t::replace)),
                       op, what, as_json);
 }
 
-int run_online(const std::string& what, const std::string& usage, const std::vector<std::string>& args,
+int run_online(const std::string& what, const std::string& usage,
+               const std::vector<std::string>& args,
                const std::function<int(const std::vector<std::string>&)>& body) {
   for (const auto& a : args) {
     if (a == "--help" || a == "-h") {
@@ -78,8 +83,10 @@ int run_online(const std::string& what, const std::string& usage, const std::vec
     std::fprintf(stderr, "kaizenctl %s: %s\n\n%s", what.c_str(), e.what(), usage.c_str());
     return kExitUsage;
   } catch (const DaemonUnreachable& e) {
-    std::fprintf(stderr, "kaizenctl %s: kaizend is not running at %s (is the service started? --socket?)\n  %s\n",
-                 what.c_str(), e.socket_path.c_str(), e.what());
+    std::fprintf(
+        stderr,
+        "kaizenctl %s: kaizend is not running at %s (is the service started? --socket?)\n  %s\n",
+        what.c_str(), e.socket_path.c_str(), e.what());
     return kExitUnavailable;
   } catch (const DaemonProtocolError& e) {
     std::fprintf(stderr, "kaizenctl %s: %s\n", what.c_str(), e.what());
@@ -110,7 +117,9 @@ void want_positional(const Flags& f, size_t min, size_t max) {
   if (p.size() > max) throw FlagError("unexpected argument '" + p[max] + "'");
 }
 
-void print_json(const json& j) { std::cout << j.dump(2) << "\n"; }
+void print_json(const json& j) {
+  std::cout << j.dump(2) << "\n";
+}
 
 // --- human formatting ---
 
@@ -229,8 +238,9 @@ std::string metrics_text(const json& m) {
 
 // --- status ---
 
-const std::string kStatusUsage = std::string("kaizenctl status [--json]   model, active adapter, queue, training state\n") +
-                                 kCommonUsage;
+const std::string kStatusUsage =
+    std::string("kaizenctl status [--json]   model, active adapter, queue, training state\n") +
+    kCommonUsage;
 
 int status_command(const std::vector<std::string>& args) {
   return run_online("status", kStatusUsage, args, [](const std::vector<std::string>& a) -> int {
@@ -255,8 +265,10 @@ const std::string kAdaptersUsage =
     std::string(
         "kaizenctl adapters list             published and candidate adapters (* = active)\n"
         "kaizenctl adapters show V           one adapter (V: v7 or 7)\n"
-        "kaizenctl adapters rollback [V]     activate V, or the newest version before the active one\n"
-        "kaizenctl adapters pin V | unpin V  keep V through garbage collection, or stop keeping it\n") +
+        "kaizenctl adapters rollback [V]     activate V, or the newest version before the active "
+        "one\n"
+        "kaizenctl adapters pin V | unpin V  keep V through garbage collection, or stop keeping "
+        "it\n") +
     kCommonUsage;
 
 void print_adapter(const json& a) {
@@ -269,7 +281,8 @@ void print_adapter(const json& a) {
 int adapters_command(const std::vector<std::string>& args) {
   return run_online("adapters", kAdaptersUsage, args, [](const std::vector<std::string>& a) -> int {
     Flags f = parse(a);
-    if (f.positional().empty()) throw FlagError("give a subcommand: list, show, rollback, pin, unpin");
+    if (f.positional().empty())
+      throw FlagError("give a subcommand: list, show, rollback, pin, unpin");
     const std::string sub = f.positional()[0];
     const std::string what = "adapters " + sub;
     DaemonClient client = client_from_flags(f);
@@ -286,9 +299,10 @@ int adapters_command(const std::vector<std::string>& args) {
       Table t({"", "VERSION", "STATE", "PINNED", "PARENT", "RUN", "CREATED", "METRICS"});
       for (const auto& ad : all) {
         const bool is_active = ad.value("version", json(0)) == active;
-        t.add({is_active ? "*" : " ", version_name(ad.value("version", json(0))), scalar(ad.value("state", json())),
-               ad.value("pinned", false) ? "yes" : "no", version_name(ad.value("parent", json(0))),
-               scalar(ad.value("run_id", json(0))), when(ad.value("created_ms", json(0))),
+        t.add({is_active ? "*" : " ", version_name(ad.value("version", json(0))),
+               scalar(ad.value("state", json())), ad.value("pinned", false) ? "yes" : "no",
+               version_name(ad.value("parent", json(0))), scalar(ad.value("run_id", json(0))),
+               when(ad.value("created_ms", json(0))),
                clip(metrics_text(ad.value("metrics", json::object())), 60)});
       }
       if (t.size() == 0) {
@@ -300,7 +314,8 @@ int adapters_command(const std::vector<std::string>& args) {
     }
     if (sub == "show" || sub == "pin" || sub == "unpin") {
       want_positional(f, 2, 2);
-      json j = call_admin(client, "adapters/" + sub, {{"version", f.positional()[1]}}, what, f.json());
+      json j =
+          call_admin(client, "adapters/" + sub, {{"version", f.positional()[1]}}, what, f.json());
       if (f.json()) {
         print_json(j);
       } else {
@@ -320,7 +335,8 @@ int adapters_command(const std::vector<std::string>& args) {
       if (f.json()) {
         print_json(j);
       } else {
-        std::printf("active adapter is now %s (was %s)\n", version_name(j.value("active", json(0))).c_str(),
+        std::printf("active adapter is now %s (was %s)\n",
+                    version_name(j.value("active", json(0))).c_str(),
                     version_name(j.value("previous", json(0))).c_str());
       }
       return kExitOk;
@@ -333,7 +349,8 @@ int adapters_command(const std::vector<std::string>& args) {
 
 const std::string kReviewUsage =
     std::string(
-        "kaizenctl review list          examples waiting for review (from feedback and corrections)\n"
+        "kaizenctl review list          examples waiting for review (from feedback and "
+        "corrections)\n"
         "kaizenctl review approve ID    approve: the example joins the training set\n"
         "kaizenctl review reject ID     reject: it is never trained on\n") +
     kCommonUsage;
@@ -368,9 +385,9 @@ int review_command(const std::vector<std::string>& args) {
       Table t({"ID", "SOURCE", "CREATED", "QUESTION", "ANSWER", "PROVENANCE"});
       for (const auto& e : all) {
         const json msgs = e.value("messages", json::array());
-        t.add({scalar(e.value("id", json())), scalar(e.value("source", json())), when(e.value("created_ms", json(0))),
-               clip(last_of_role(msgs, "user"), 40), clip(last_of_role(msgs, "assistant"), 40),
-               clip(e.value("provenance", ""), 40)});
+        t.add({scalar(e.value("id", json())), scalar(e.value("source", json())),
+               when(e.value("created_ms", json(0))), clip(last_of_role(msgs, "user"), 40),
+               clip(last_of_role(msgs, "assistant"), 40), clip(e.value("provenance", ""), 40)});
       }
       t.print();
       std::printf("%zu waiting; `kaizenctl review approve ID` or `reject ID`\n", t.size());
@@ -382,7 +399,8 @@ int review_command(const std::vector<std::string>& args) {
       if (f.json()) {
         print_json(j);
       } else {
-        std::printf("example %s %s\n", scalar(j.value("id", json())).c_str(), scalar(j.value("state", json())).c_str());
+        std::printf("example %s %s\n", scalar(j.value("id", json())).c_str(),
+                    scalar(j.value("state", json())).c_str());
       }
       return kExitOk;
     }
@@ -395,50 +413,58 @@ int review_command(const std::vector<std::string>& args) {
 const std::string kKnowledgeUsage =
     std::string(
         "kaizenctl knowledge import FILE.jsonl\n"
-        "  Sends OpenAI chat JSONL ({\"messages\":[...]} per line) to kaizend as approved knowledge.\n"
+        "  Sends OpenAI chat JSONL ({\"messages\":[...]} per line) to kaizend as approved "
+        "knowledge.\n"
         "  Idempotent: lines already imported count as duplicates. Bad lines are listed with\n"
         "  their line numbers; the good ones are stored anyway (exit 1 when any line was bad).\n") +
     kCommonUsage;
 
 int knowledge_command(const std::vector<std::string>& args) {
-  return run_online("knowledge", kKnowledgeUsage, args, [](const std::vector<std::string>& a) -> int {
-    Flags f = parse(a);
-    if (f.positional().empty() || f.positional()[0] != "import") throw FlagError("give a subcommand: import FILE.jsonl");
-    want_positional(f, 2, 2);
-    const std::string path = f.positional()[1];
-    std::ifstream in(path, std::ios::binary);
-    if (!in) {
-      std::fprintf(stderr, "kaizenctl knowledge import: cannot read %s: %s\n", path.c_str(), std::strerror(errno));
-      return fs::exists(path) ? static_cast<int>(kExitFailure) : static_cast<int>(kExitNotFound);
-    }
-    std::ostringstream content;
-    content << in.rdbuf();
-    DaemonClient client = client_from_flags(f);
-    const json body = {{"jsonl", content.str()}, {"name", fs::path(path).filename().string()}};
-    HttpReply r = client.request("POST", "/admin/knowledge/import", body.dump(-1, ' ', false, json::error_handler_t::replace));
-    if (r.status == 413) {
-      std::fprintf(stderr,
-                   "kaizenctl knowledge import: %s is larger than kaizend accepts in one request (%s); "
-                   "split the file, raise the daemon's body limit, or import offline with "
-                   "`kaizenctl db import` while kaizend is stopped\n",
-                   path.c_str(), r.error_message().c_str());
-      return kExitRejected;
-    }
-    const json j = admin_answer(r, "knowledge/import", "knowledge import", f.json());
-    const json errors = j.value("errors", json::array());
-    if (f.json()) {
-      print_json(j);
-    } else {
-      std::printf("%s: %s lines, %s imported, %s duplicates, %zu bad\n", path.c_str(),
-                  scalar(j.value("lines", json(0))).c_str(), scalar(j.value("imported", json(0))).c_str(),
-                  scalar(j.value("duplicates", json(0))).c_str(), errors.size());
-    }
-    for (const auto& e : errors) {
-      std::fprintf(stderr, "%s:%s: %s\n", path.c_str(), scalar(e.value("line", json())).c_str(),
-                   e.value("reason", std::string("bad line")).c_str());
-    }
-    return errors.empty() ? kExitOk : kExitFailure;
-  });
+  return run_online(
+      "knowledge", kKnowledgeUsage, args, [](const std::vector<std::string>& a) -> int {
+        Flags f = parse(a);
+        if (f.positional().empty() || f.positional()[0] != "import")
+          throw FlagError("give a subcommand: import FILE.jsonl");
+        want_positional(f, 2, 2);
+        const std::string path = f.positional()[1];
+        std::ifstream in(path, std::ios::binary);
+        if (!in) {
+          std::fprintf(stderr, "kaizenctl knowledge import: cannot read %s: %s\n", path.c_str(),
+                       std::strerror(errno));
+          return fs::exists(path) ? static_cast<int>(kExitFailure)
+                                  : static_cast<int>(kExitNotFound);
+        }
+        std::ostringstream content;
+        content << in.rdbuf();
+        DaemonClient client = client_from_flags(f);
+        const json body = {{"jsonl", content.str()}, {"name", fs::path(path).filename().string()}};
+        HttpReply r = client.request("POST", "/admin/knowledge/import",
+                                     body.dump(-1, ' ', false, json::error_handler_t::replace));
+        if (r.status == 413) {
+          std::fprintf(
+              stderr,
+              "kaizenctl knowledge import: %s is larger than kaizend accepts in one request (%s); "
+              "split the file, raise the daemon's body limit, or import offline with "
+              "`kaizenctl db import` while kaizend is stopped\n",
+              path.c_str(), r.error_message().c_str());
+          return kExitRejected;
+        }
+        const json j = admin_answer(r, "knowledge/import", "knowledge import", f.json());
+        const json errors = j.value("errors", json::array());
+        if (f.json()) {
+          print_json(j);
+        } else {
+          std::printf("%s: %s lines, %s imported, %s duplicates, %zu bad\n", path.c_str(),
+                      scalar(j.value("lines", json(0))).c_str(),
+                      scalar(j.value("imported", json(0))).c_str(),
+                      scalar(j.value("duplicates", json(0))).c_str(), errors.size());
+        }
+        for (const auto& e : errors) {
+          std::fprintf(stderr, "%s:%s: %s\n", path.c_str(), scalar(e.value("line", json())).c_str(),
+                       e.value("reason", std::string("bad line")).c_str());
+        }
+        return errors.empty() ? kExitOk : kExitFailure;
+      });
 }
 
 // --- feedback ---
@@ -454,7 +480,8 @@ const std::string kFeedbackUsage =
 int feedback_command(const std::vector<std::string>& args) {
   return run_online("feedback", kFeedbackUsage, args, [](const std::vector<std::string>& a) -> int {
     Flags f = parse(a, {"out"});
-    if (f.positional().empty() || f.positional()[0] != "export") throw FlagError("give a subcommand: export");
+    if (f.positional().empty() || f.positional()[0] != "export")
+      throw FlagError("give a subcommand: export");
     want_positional(f, 1, 1);
     DaemonClient client = client_from_flags(f);
     json all = collect_pages(client, "feedback/export", "examples", "feedback export", false);
@@ -464,7 +491,8 @@ int feedback_command(const std::vector<std::string>& args) {
       const std::string tmp = f.get("out") + ".tmp";
       file.open(tmp, std::ios::binary | std::ios::trunc);
       if (!file) {
-        std::fprintf(stderr, "kaizenctl feedback export: cannot write %s: %s\n", tmp.c_str(), std::strerror(errno));
+        std::fprintf(stderr, "kaizenctl feedback export: cannot write %s: %s\n", tmp.c_str(),
+                     std::strerror(errno));
         return kExitFailure;
       }
     }
@@ -494,12 +522,14 @@ int feedback_command(const std::vector<std::string>& args) {
 // --- runs ---
 
 const std::string kRunsUsage =
-    std::string("kaizenctl runs list   training runs, newest first: state, adapter, verdict\n") + kCommonUsage;
+    std::string("kaizenctl runs list   training runs, newest first: state, adapter, verdict\n") +
+    kCommonUsage;
 
 int runs_command(const std::vector<std::string>& args) {
   return run_online("runs", kRunsUsage, args, [](const std::vector<std::string>& a) -> int {
     Flags f = parse(a);
-    if (f.positional().empty() || f.positional()[0] != "list") throw FlagError("give a subcommand: list");
+    if (f.positional().empty() || f.positional()[0] != "list")
+      throw FlagError("give a subcommand: list");
     want_positional(f, 1, 1);
     DaemonClient client = client_from_flags(f);
     json all = collect_pages(client, "runs", "runs", "runs list", f.json());
@@ -513,8 +543,10 @@ int runs_command(const std::vector<std::string>& args) {
     }
     Table t({"RUN", "STATE", "TRIGGER", "EXAMPLES", "ADAPTER", "STARTED", "SECONDS", "VERDICT"});
     for (const auto& r : all) {
-      const int64_t started = r.value("started_ms", int64_t{0}), finished = r.value("finished_ms", int64_t{0});
-      t.add({scalar(r.value("id", json())), scalar(r.value("state", json())), scalar(r.value("trigger", json())),
+      const int64_t started = r.value("started_ms", int64_t{0}),
+                    finished = r.value("finished_ms", int64_t{0});
+      t.add({scalar(r.value("id", json())), scalar(r.value("state", json())),
+             scalar(r.value("trigger", json())),
              std::to_string(r.value("example_ids", json::array()).size()),
              r.value("adapter_version", int64_t{0}) ? version_name(r["adapter_version"]) : "-",
              when(r.value("started_ms", json(0))),
@@ -547,7 +579,8 @@ int online_train(const std::vector<std::string>& args) {
     Flags f = parse(a);
     want_positional(f, 1, 1);
     const std::string sub = f.positional()[0];
-    if (sub != "now" && sub != "status" && sub != "cancel") throw FlagError("unknown subcommand '" + sub + "'");
+    if (sub != "now" && sub != "status" && sub != "cancel")
+      throw FlagError("unknown subcommand '" + sub + "'");
     DaemonClient client = client_from_flags(f);
     json j = call_admin(client, "train/" + sub, json::object(), "train " + sub, f.json());
     if (f.json()) {
@@ -560,31 +593,37 @@ int online_train(const std::vector<std::string>& args) {
 }
 
 int online_db_backup(const std::vector<std::string>& args) {
-  return run_online("db backup", kDbBackupUsage, args, [](const std::vector<std::string>& a) -> int {
-    Flags f = parse(a, {"dir"});
-    want_positional(f, 1, 1);
-    if (f.positional()[0] != "backup") throw FlagError("only `db backup` talks to the daemon");
-    json body = json::object();
-    if (f.has("dir")) body["dir"] = fs::absolute(f.get("dir")).lexically_normal().string();
-    DaemonClient client = client_from_flags(f);
-    json j = call_admin(client, "db/backup", body, "db backup", f.json());
-    if (f.json()) {
-      print_json(j);
-    } else {
-      std::printf("backup %s written to %s (%s bytes in %s files)\n", scalar(j.value("id", json())).c_str(),
-                  scalar(j.value("dir", json())).c_str(), scalar(j.value("size_bytes", json())).c_str(),
-                  scalar(j.value("files", json())).c_str());
-    }
-    return kExitOk;
-  });
+  return run_online(
+      "db backup", kDbBackupUsage, args, [](const std::vector<std::string>& a) -> int {
+        Flags f = parse(a, {"dir"});
+        want_positional(f, 1, 1);
+        if (f.positional()[0] != "backup") throw FlagError("only `db backup` talks to the daemon");
+        json body = json::object();
+        if (f.has("dir")) body["dir"] = fs::absolute(f.get("dir")).lexically_normal().string();
+        DaemonClient client = client_from_flags(f);
+        json j = call_admin(client, "db/backup", body, "db backup", f.json());
+        if (f.json()) {
+          print_json(j);
+        } else {
+          std::printf("backup %s written to %s (%s bytes in %s files)\n",
+                      scalar(j.value("id", json())).c_str(), scalar(j.value("dir", json())).c_str(),
+                      scalar(j.value("size_bytes", json())).c_str(),
+                      scalar(j.value("files", json())).c_str());
+        }
+        return kExitOk;
+      });
 }
 
-KAIZEN_CTL_COMMAND("status", "kaizend status: model, active adapter, queue (online)", status_command);
+KAIZEN_CTL_COMMAND("status", "kaizend status: model, active adapter, queue (online)",
+                   status_command);
 KAIZEN_CTL_COMMAND("adapters", "list | show | rollback | pin | unpin published adapters (online)",
                    adapters_command);
-KAIZEN_CTL_COMMAND("review", "list | approve | reject examples waiting for review (online)", review_command);
-KAIZEN_CTL_COMMAND("knowledge", "import FILE.jsonl: add knowledge through kaizend (online)", knowledge_command);
-KAIZEN_CTL_COMMAND("feedback", "export: approved examples as OpenAI chat JSONL (online)", feedback_command);
+KAIZEN_CTL_COMMAND("review", "list | approve | reject examples waiting for review (online)",
+                   review_command);
+KAIZEN_CTL_COMMAND("knowledge", "import FILE.jsonl: add knowledge through kaizend (online)",
+                   knowledge_command);
+KAIZEN_CTL_COMMAND("feedback", "export: approved examples as OpenAI chat JSONL (online)",
+                   feedback_command);
 KAIZEN_CTL_COMMAND("runs", "list: training runs (online)", runs_command);
 
 }  // namespace kaizen::ctl

@@ -54,7 +54,8 @@ nlohmann::json call_admin(DaemonClient& client, const std::string& op, const nlo
 // Runs body() with the common error handling: FlagError -> usage (prints `usage`),
 // DaemonUnreachable -> "kaizend is not running at PATH ..." and 4, protocol errors -> 1,
 // CommandExit -> its code.
-int run_online(const std::string& what, const std::string& usage, const std::vector<std::string>& args,
+int run_online(const std::string& what, const std::string& usage,
+               const std::vector<std::string>& args,
                const std::function<int(const std::vector<std::string>&)>& body);
 
 }  // namespace kaizen::ctl

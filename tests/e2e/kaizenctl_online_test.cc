@@ -64,7 +64,8 @@ class KaizenctlOnline : public ::testing::Test {
   static void TearDownTestSuite() { delete model_dir_; }
 
   void SetUp() override {
-    ASSERT_TRUE(fs::exists(kaizenctl_path())) << kaizenctl_path() << " not built (set KAIZEN_BIN_DIR)";
+    ASSERT_TRUE(fs::exists(kaizenctl_path()))
+        << kaizenctl_path() << " not built (set KAIZEN_BIN_DIR)";
     config_ = TestServer::default_config();
     config_.model = *model_dir_ / "m";
     config_.state_dir = (state_.path() / "state").string();
@@ -92,13 +93,14 @@ class KaizenctlOnline : public ::testing::Test {
 
   // Runs kaizenctl ARGS --socket <ours> with `input` on stdin.
   // env_socket: $KAIZEN_SOCKET for the child (unset when null).
-  CtlResult ctl(std::vector<std::string> args, const std::string& input = "", bool add_socket = true,
-                const char* env_socket = nullptr) {
+  CtlResult ctl(std::vector<std::string> args, const std::string& input = "",
+                bool add_socket = true, const char* env_socket = nullptr) {
     if (add_socket) {
       args.push_back("--socket");
       args.push_back(config_.socket);
     }
-    const fs::path in = state_.path() / "stdin", out = state_.path() / "stdout", err = state_.path() / "stderr";
+    const fs::path in = state_.path() / "stdin", out = state_.path() / "stdout",
+                   err = state_.path() / "stderr";
     std::ofstream(in, std::ios::binary) << input;
     const std::string exe = kaizenctl_path();
     std::vector<char*> argv;
@@ -129,7 +131,8 @@ class KaizenctlOnline : public ::testing::Test {
     return r;
   }
 
-  HttpResponse api(const std::string& method, const std::string& path, const json& body = json::object()) {
+  HttpResponse api(const std::string& method, const std::string& path,
+                   const json& body = json::object()) {
     return unix_request(config_.socket, make_request(method, path, body.dump()));
   }
 
@@ -142,7 +145,8 @@ class KaizenctlOnline : public ::testing::Test {
 };
 TempDir* KaizenctlOnline::model_dir_ = nullptr;
 
-#define EXPECT_CTL(r, want) EXPECT_EQ((r).code, (want)) << "stdout:\n" << (r).out << "\nstderr:\n" << (r).err
+#define EXPECT_CTL(r, want) \
+  EXPECT_EQ((r).code, (want)) << "stdout:\n" << (r).out << "\nstderr:\n" << (r).err
 
 TEST_F(KaizenctlOnline, StatusTableAndJsonMatchTheAdminRoute) {
   CtlResult r = ctl({"status"});
@@ -188,10 +192,12 @@ TEST_F(KaizenctlOnline, AdaptersListShowRollbackPin) {
 
 TEST_F(KaizenctlOnline, KnowledgeImportReportsBadLinesAndExportReturnsTheGoodOnes) {
   const fs::path file = state_.path() / "faq.jsonl";
-  const json a = {{"messages", {{{"role", "user"}, {"content", "What is Kaizen?"}},
-                                {{"role", "assistant"}, {"content", "A self-improving assistant."}}}}};
-  const json b = {{"messages", {{{"role", "user"}, {"content", "Who made it?"}},
-                                {{"role", "assistant"}, {"content", "Sabitech, in Kraków."}}}}};
+  const json a = {{"messages",
+                   {{{"role", "user"}, {"content", "What is Kaizen?"}},
+                    {{"role", "assistant"}, {"content", "A self-improving assistant."}}}}};
+  const json b = {{"messages",
+                   {{{"role", "user"}, {"content", "Who made it?"}},
+                    {{"role", "assistant"}, {"content", "Sabitech, in Kraków."}}}}};
   std::ofstream(file) << a.dump() << "\n{not json\n" << b.dump() << "\n";
 
   CtlResult r = ctl({"knowledge", "import", file.string()});
@@ -244,14 +250,17 @@ TEST_F(KaizenctlOnline, ChatStreamsTheSameGreedyTextAsTheApiAndKeepsHistory) {
 
   // --json: one object per answer. The second turn carries the first in its prompt;
   // after /reset the prompt is the first one again.
-  r = ctl({"chat", "--json", "--temperature", "0", "--max-tokens", "4"}, "hello\nand then?\n/reset\nhello\n");
+  r = ctl({"chat", "--json", "--temperature", "0", "--max-tokens", "4"},
+          "hello\nand then?\n/reset\nhello\n");
   EXPECT_CTL(r, 0);
   std::vector<json> turns;
   std::istringstream in(r.out);
-  for (std::string line; std::getline(in, line);) turns.push_back(json::parse(line, nullptr, false));
+  for (std::string line; std::getline(in, line);)
+    turns.push_back(json::parse(line, nullptr, false));
   ASSERT_EQ(turns.size(), 3u) << r.out;
   for (const auto& t : turns) ASSERT_TRUE(t.is_object() && t["usage"].is_object()) << r.out;
-  const int64_t p1 = turns[0]["usage"]["prompt_tokens"], c1 = turns[0]["usage"]["completion_tokens"];
+  const int64_t p1 = turns[0]["usage"]["prompt_tokens"],
+                c1 = turns[0]["usage"]["completion_tokens"];
   EXPECT_GT(turns[1]["usage"]["prompt_tokens"].get<int64_t>(), p1 + c1);
   EXPECT_EQ(turns[2]["usage"]["prompt_tokens"].get<int64_t>(), p1);
   EXPECT_EQ(turns[2]["content"], turns[0]["content"]);
@@ -266,7 +275,9 @@ TEST_F(KaizenctlOnline, ChatStreamsTheSameGreedyTextAsTheApiAndKeepsHistory) {
 TEST_F(KaizenctlOnline, ReviewListApproveReject) {
   // A thumbs-up on an answer queues the conversation for review.
   HttpResponse c = api("POST", "/v1/chat/completions",
-                       {{"model", "kaizen"}, {"messages", {{{"role", "user"}, {"content", "hi"}}}}, {"max_tokens", 3}});
+                       {{"model", "kaizen"},
+                        {"messages", {{{"role", "user"}, {"content", "hi"}}}},
+                        {"max_tokens", 3}});
   ASSERT_EQ(c.status, 200) << c.body;
   HttpResponse fb = api("POST", "/v1/feedback", {{"message_id", c.json()["id"]}, {"rating", 1}});
   ASSERT_EQ(fb.status, 200) << fb.body;
