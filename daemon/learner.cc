@@ -213,6 +213,7 @@ std::variant<uint64_t, Learner::StartError> Learner::start_run(bool all_approved
   const uint64_t id = std::get<Plan>(plan).run_id;
   pending_ = std::move(std::get<Plan>(plan));
   running_.store(true);
+  cancel_.store(false);
   progress_ = Progress{id, "dataset", 0, 0, 0, storage::now_ms()};
   cv_.notify_all();
   return id;
@@ -250,11 +251,11 @@ void Learner::loop() {
       }
       pending_ = std::move(std::get<Plan>(plan));
       running_.store(true);
+      cancel_.store(false);
       progress_ = Progress{pending_->run_id, "dataset", 0, 0, 0, storage::now_ms()};
     }
     Plan plan = std::move(*pending_);
     pending_.reset();
-    cancel_.store(false);
     lock.unlock();
     execute(std::move(plan));
     lock.lock();

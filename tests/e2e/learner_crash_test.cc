@@ -34,7 +34,8 @@ class Kaizend {
     std::vector<std::string> args = {kaizend_bin(),       "--model=" + model,          "--state_dir=" + state,
                                      "--socket=" + socket, "--listen=",                "--device=cpu",
                                      "--threads=2",        "--log_level=warn",         "--system_prompt=You are Kaizen.",
-                                     "--train.min_new_examples=0", "--train.seed=3",   "--gate.learn_min=0.5"};
+                                     "--train.min_new_examples=0", "--train.seed=3",   "--gate.learn_min=0.5",
+                                     "--train.epochs=60", "--gate.canary_max_kl=1000"};
     for (auto& e : extra) args.push_back(e);
     pid_ = ::fork();
     if (pid_ == 0) {

@@ -113,6 +113,7 @@ TEST_F(LearningLoop, LearnsServesSwapsRollsBackAndRejectsPoison) {
       ++chats;
       training_ms.push_back(ms);
       if (a.status != 200 || !a.done) ++failed;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
     }
   });
   json run2 = train_and_wait();
