@@ -522,16 +522,60 @@ int feedback_command(const std::vector<std::string>& args) {
 // --- runs ---
 
 const std::string kRunsUsage =
-    std::string("kaizenctl runs list   training runs, newest first: state, adapter, verdict\n") +
+    std::string(
+        "kaizenctl runs list      training runs, newest first: state, adapter, verdict\n"
+        "kaizenctl runs show ID   one run: examples, loss curve, gate metrics, phase times\n") +
     kCommonUsage;
+
+void print_runs_table(const json& runs) {
+  Table t({"RUN", "STATE", "TRIGGER", "EXAMPLES", "ADAPTER", "STARTED", "SECONDS", "VERDICT"});
+  for (const auto& r : runs) {
+    const int64_t started = r.value("started_ms", int64_t{0}),
+                  finished = r.value("finished_ms", int64_t{0});
+    t.add({scalar(r.value("id", json())), scalar(r.value("state", json())),
+           scalar(r.value("trigger", json())),
+           std::to_string(r.value("example_ids", json::array()).size()),
+           r.value("adapter_version", int64_t{0}) ? version_name(r["adapter_version"]) : "-",
+           when(r.value("started_ms", json(0))),
+           finished > 0 && started > 0 ? std::to_string((finished - started) / 1000) : "-",
+           clip(r.value("verdict", ""), 50)});
+  }
+  t.print();
+}
 
 int runs_command(const std::vector<std::string>& args) {
   return run_online("runs", kRunsUsage, args, [](const std::vector<std::string>& a) -> int {
     Flags f = parse(a);
-    if (f.positional().empty() || f.positional()[0] != "list")
-      throw FlagError("give a subcommand: list");
-    want_positional(f, 1, 1);
+    if (f.positional().empty()) throw FlagError("give a subcommand: list, show ID");
+    const std::string sub = f.positional()[0];
     DaemonClient client = client_from_flags(f);
+    if (sub == "show") {
+      want_positional(f, 2, 2);
+      json j = call_admin(client, "runs/show", {{"id", f.positional()[1]}}, "runs show", f.json());
+      if (f.json()) {
+        print_json(j);
+        return kExitOk;
+      }
+      json shown = j;
+      for (const char* k : {"example_ids", "replay_ids", "loss_curve"}) {
+        if (shown.contains(k) && shown[k].is_array()) {
+          const size_t n = shown[k].size();
+          std::string v = std::to_string(n) + (std::string(k) == "loss_curve" ? " steps" : "");
+          if (std::string(k) == "loss_curve" && n > 0) {
+            v += ", first " + scalar(shown[k].front()) + ", last " + scalar(shown[k].back());
+          }
+          shown[k] = v;
+        }
+      }
+      if (shown.contains("adapter_version")) {
+        shown["adapter_version"] = version_name(shown["adapter_version"]);
+      }
+      if (shown.contains("config")) shown["config"] = clip(shown["config"].dump(), 200);
+      print_fields(shown);
+      return kExitOk;
+    }
+    if (sub != "list") throw FlagError("unknown subcommand '" + sub + "'");
+    want_positional(f, 1, 1);
     json all = collect_pages(client, "runs", "runs", "runs list", f.json());
     if (f.json()) {
       print_json({{"runs", all}});
@@ -541,26 +585,16 @@ int runs_command(const std::vector<std::string>& args) {
       std::printf("no training runs yet\n");
       return kExitOk;
     }
-    Table t({"RUN", "STATE", "TRIGGER", "EXAMPLES", "ADAPTER", "STARTED", "SECONDS", "VERDICT"});
-    for (const auto& r : all) {
-      const int64_t started = r.value("started_ms", int64_t{0}),
-                    finished = r.value("finished_ms", int64_t{0});
-      t.add({scalar(r.value("id", json())), scalar(r.value("state", json())),
-             scalar(r.value("trigger", json())),
-             std::to_string(r.value("example_ids", json::array()).size()),
-             r.value("adapter_version", int64_t{0}) ? version_name(r["adapter_version"]) : "-",
-             when(r.value("started_ms", json(0))),
-             finished > 0 && started > 0 ? std::to_string((finished - started) / 1000) : "-",
-             clip(r.value("verdict", ""), 50)});
-    }
-    t.print();
+    print_runs_table(all);
     return kExitOk;
   });
 }
 
 const std::string kTrainUsage =
     std::string(
-        "kaizenctl train now      start a training run on the new approved examples\n"
+        "kaizenctl train now [--all-approved]\n"
+        "                         start a training run on the approved examples not trained on\n"
+        "                         yet (--all-approved: on every approved example)\n"
         "kaizenctl train status   the running or last run\n"
         "kaizenctl train cancel   stop the running run (nothing is published)\n") +
     kCommonUsage;
@@ -576,17 +610,31 @@ const std::string kDbBackupUsage =
 
 int online_train(const std::vector<std::string>& args) {
   return run_online("train", kTrainUsage, args, [](const std::vector<std::string>& a) -> int {
-    Flags f = parse(a);
+    Flags f = parse(a, {}, {"all-approved"});
     want_positional(f, 1, 1);
     const std::string sub = f.positional()[0];
     if (sub != "now" && sub != "status" && sub != "cancel")
       throw FlagError("unknown subcommand '" + sub + "'");
+    if (f.has("all-approved") && sub != "now") throw FlagError("--all-approved is for `train now`");
+    json body = json::object();
+    if (f.has("all-approved")) body["all_approved"] = true;
     DaemonClient client = client_from_flags(f);
-    json j = call_admin(client, "train/" + sub, json::object(), "train " + sub, f.json());
+    json j = call_admin(client, "train/" + sub, body, "train " + sub, f.json());
     if (f.json()) {
       print_json(j);
-    } else {
-      print_fields(j);
+      return kExitOk;
+    }
+    if (sub == "now") {
+      std::printf("training run %s started; `kaizenctl train status` follows it\n",
+                  scalar(j.value("run_id", json())).c_str());
+      return kExitOk;
+    }
+    json recent = j.value("recent_runs", json::array());
+    j.erase("recent_runs");
+    print_fields(j);
+    if (recent.is_array() && !recent.empty()) {
+      std::printf("\nrecent runs:\n");
+      print_runs_table(recent);
     }
     return kExitOk;
   });
@@ -624,6 +672,6 @@ KAIZEN_CTL_COMMAND("knowledge", "import FILE.jsonl: add knowledge through kaizen
                    knowledge_command);
 KAIZEN_CTL_COMMAND("feedback", "export: approved examples as OpenAI chat JSONL (online)",
                    feedback_command);
-KAIZEN_CTL_COMMAND("runs", "list: training runs (online)", runs_command);
+KAIZEN_CTL_COMMAND("runs", "list | show ID: training runs (online)", runs_command);
 
 }  // namespace kaizen::ctl

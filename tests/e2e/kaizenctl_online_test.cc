@@ -73,6 +73,7 @@ class KaizenctlOnline : public ::testing::Test {
     config_.agent_name = "Kaizen";
     config_.device = "cpu";
     config_.threads = 1;
+    config_.train.min_new_examples = 0;  // approvals below must not start training runs
     auto made = make_kaizen_service(config_, StartupProgress{});
     ASSERT_TRUE(made.ok()) << made.error().message;
     service_ = std::move(made.value());
@@ -307,7 +308,7 @@ TEST_F(KaizenctlOnline, ReviewListApproveReject) {
   EXPECT_NE(r.out.find("\"id\":" + id), std::string::npos) << r.out;
 }
 
-TEST_F(KaizenctlOnline, OnlineBackupAndUnreachableDaemon) {
+TEST_F(KaizenctlOnline, OnlineBackupRunsAndUnreachableDaemon) {
   // `db backup` without --state-dir asks the running daemon.
   CtlResult r = ctl({"db", "backup", "--dir", (state_.path() / "bk").string()});
   EXPECT_CTL(r, 0);
@@ -315,6 +316,14 @@ TEST_F(KaizenctlOnline, OnlineBackupAndUnreachableDaemon) {
   r = ctl({"db", "backup", "--dir", (state_.path() / "bk").string(), "--json"});
   EXPECT_CTL(r, 0);
   EXPECT_EQ(json::parse(r.out)["id"], 2) << r.out;  // incremental: the second backup
+
+  r = ctl({"runs", "list"});
+  EXPECT_CTL(r, 0);
+  EXPECT_NE(r.out.find("no training runs yet"), std::string::npos) << r.out;
+  r = ctl({"runs", "list", "--json"});
+  EXPECT_CTL(r, 0);
+  EXPECT_EQ(json::parse(r.out)["runs"].size(), 0u) << r.out;
+  EXPECT_CTL(ctl({"runs", "show", "7"}), 3);
 
   // Nobody listening: exit 4 and the hint, for every online command.
   const std::string dead = (state_.path() / "nobody.sock").string();
