@@ -15,6 +15,7 @@
 #include "daemon/ctl/command.h"
 #include "daemon/ctl/flags.h"
 #include "daemon/ctl/online_commands.h"
+#include "learning/adapter/peft.h"
 #include "learning/generate/chat_model.h"
 #include "learning/generate/generator.h"
 #include "learning/model/loader.h"
@@ -55,6 +56,13 @@ std::vector<int64_t> parse_ids(const std::string& s) {
     pos = comma + 1;
   }
   return ids;
+}
+
+// --adapter DIR: a PEFT adapter checked against the loaded model; nullptr without the flag.
+std::shared_ptr<adapter::Adapter> load_adapter_flag(const Flags& f, const model::Decoder& d) {
+  if (!f.has("adapter")) return nullptr;
+  adapter::PeftLoadOptions o{d.options().device, d.options().dtype};
+  return adapter::load_peft_adapter(f.get("adapter"), d.config(), o);
 }
 
 model::LoadOptions load_options(const Flags& f) {
@@ -149,9 +157,10 @@ int logits(const std::vector<std::string>& args) {
                       std::to_string(decoder->config().vocab_size) + ")");
     }
   }
+  auto lora = load_adapter_flag(f, *decoder);
   c10::InferenceMode guard;
   torch::Tensor x = torch::tensor(ids, torch::kInt64).view({1, -1});
-  torch::Tensor y = decoder->forward(x, nullptr, nullptr, model::LogitsFor::kAll)[0];  // (T, V)
+  torch::Tensor y = decoder->forward(x, nullptr, lora.get(), model::LogitsFor::kAll)[0];  // (T, V)
   model::save_safetensors(out, {{"logits", y.to(torch::kCPU, torch::kFloat).contiguous()}});
   return kExitOk;
 }
@@ -210,8 +219,9 @@ int generate_command(const std::vector<std::string>& args) {
     ids = m.encode_chat(msgs, co);
   }
   auto opts = generate_options(f, m);
+  auto lora = load_adapter_flag(f, *m.decoder);
   const bool stream = !f.json() && !f.has("ids");
-  auto r = generate::generate(*m.decoder, m.tokenizer, ids, nullptr, opts, [&](std::string_view d) {
+  auto r = generate::generate(*m.decoder, m.tokenizer, ids, lora.get(), opts, [&](std::string_view d) {
     if (stream) {
       std::fwrite(d.data(), 1, d.size(), stdout);
       std::fflush(stdout);
@@ -239,7 +249,7 @@ int chat_command(const std::vector<std::string>& args) {
   }
   Flags f(args, kGenerateFlags, {"think"});
   if (f.help() || !f.has("model")) {
-    std::puts("kaizenctl chat --model DIR [--system S] [--temperature T] ...   (offline, in-process)\n"
+    std::puts("kaizenctl chat --model DIR [--adapter DIR] [--system S] [--temperature T] ...   (offline, in-process)\n"
               "  type a message and Enter; /reset starts over; Ctrl-D quits");
     return f.help() ? kExitOk : kExitUsage;
   }
@@ -249,6 +259,7 @@ int chat_command(const std::vector<std::string>& args) {
   if (f.has("system")) history.push_back({"system", f.get("system")});
   const size_t base = history.size();
   auto opts = generate_options(f, m);
+  auto lora = load_adapter_flag(f, *m.decoder);
   std::string line;
   while (true) {
     std::fputs("> ", stdout);
@@ -262,7 +273,7 @@ int chat_command(const std::vector<std::string>& args) {
     history.push_back({"user", line});
     text::ChatOptions co;
     co.enable_thinking = f.has("think");
-    auto r = generate::generate(*m.decoder, m.tokenizer, m.encode_chat(history, co), nullptr, opts,
+    auto r = generate::generate(*m.decoder, m.tokenizer, m.encode_chat(history, co), lora.get(), opts,
                                 [](std::string_view d) {
                                   std::fwrite(d.data(), 1, d.size(), stdout);
                                   std::fflush(stdout);

@@ -31,10 +31,14 @@ int64_t steps_per_epoch(const std::vector<Example>& examples, const TrainOptions
 TrainOptions TrainOptions::for_model(const model::ModelConfig& config) {
   TrainOptions o;
   if (config.hidden_size < 256) {
+    // Measured on the synthetic facts (README "Recipes"): rank 32 beats 16, many small
+    // steps beat few large ones, lr 1e-2 (2e-2 diverges).
+    o.rank = 32;
+    o.alpha = 64;
     o.lr = 1e-2;
     o.lr_b_ratio = 8;
-    o.epochs = 20;
-    o.batch_tokens = 512;
+    o.epochs = 30;
+    o.batch_tokens = 320;
     o.warmup_ratio = 0.05;
   }
   return o;

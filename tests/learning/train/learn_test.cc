@@ -51,7 +51,7 @@ void learn_facts(size_t count) {
   EXPECT_LT(before.accuracy(), 0.05);  // the base model knew none of it
 }
 
-TEST(Learning, TinyQwen3LearnsCompanyFacts) { learn_facts(64); }
+TEST(Learning, TinyQwen3LearnsCompanyFacts) { learn_facts(48); }
 
 TEST(Learning, DISABLED_AllFacts) { learn_facts(100000); }
 
