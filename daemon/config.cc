@@ -414,25 +414,22 @@ std::vector<std::string> load_config(const ConfigSource& source, Config* out) {
     errors.push_back("--config: '" + source.path + "' cannot be read");
   }
 
+  // Flags are split by hand: program_options refuses an empty value ("--socket="),
+  // which is how a listener is switched off.
   for (const std::string& flag : source.flags) {
-    // Parse one flag at a time so each error names its flag.
-    std::vector<std::string> args = {flag};
-    if (flag.find('=') == std::string::npos) {
-      errors.push_back("flag " + flag + ": needs a value (" + flag + "=VALUE)");
+    size_t eq = flag.find('=');
+    if (flag.rfind("--", 0) != 0 || eq == std::string::npos) {
+      errors.push_back("flag " + flag + ": expected --KEY=VALUE");
       continue;
     }
-    try {
-      po::parsed_options parsed =
-          po::command_line_parser(args)
-              .options(desc)
-              .style(po::command_line_style::allow_long |
-                     po::command_line_style::long_allow_adjacent)
-              .allow_unregistered()
-              .run();
-      apply(parsed, "flag", out, &errors);
-    } catch (const po::error& e) {
-      errors.push_back("flag " + flag + ": " + e.what());
+    std::string name = flag.substr(2, eq - 2);
+    const Key* k = find_key(name);
+    if (!k) {
+      errors.push_back("flag: unknown key '" + name + "'");
+      continue;
     }
+    std::string err = k->set(*out, flag.substr(eq + 1));
+    if (!err.empty()) errors.push_back("flag: " + k->name + ": " + err);
   }
   validate(out, &errors);
   return errors;

@@ -54,7 +54,8 @@ TEST(ConfigTest, FileThenFlagsPrecedence) {
       "\nallowed_hosts = localhost, chat.example.com:8443\n"
       "[limits]\nmax_body_bytes = 2MiB\nmax_tokens = 512\n");
   Config c;
-  auto errors = load_config(source(path, {"--io_threads=4", "--limits.max_tokens=256"}), &c);
+  auto errors = load_config(
+      source(path, {"--io_threads=4", "--limits.max_tokens=256", "--socket="}), &c);
   ASSERT_TRUE(errors.empty()) << all(errors);
   EXPECT_EQ(c.listen_port, 9000);                    // file
   EXPECT_EQ(c.io_threads, 4);                        // flag beats file
@@ -63,6 +64,7 @@ TEST(ConfigTest, FileThenFlagsPrecedence) {
   EXPECT_EQ(c.bearer_token, "s3cret-token");         // trimmed file contents
   EXPECT_EQ(c.allowed_hosts, (std::vector<std::string>{"localhost", "chat.example.com:8443"}));
   EXPECT_EQ(c.limits.max_header_bytes, 16 * 1024);   // default kept
+  EXPECT_EQ(c.socket, "");                           // empty flag value = off
 }
 
 TEST(ConfigTest, EveryBadKeyIsReportedByName) {

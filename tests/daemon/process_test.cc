@@ -26,10 +26,17 @@ namespace {
 
 using namespace std::chrono_literals;
 
-std::string fake_server_bin() {
-  const char* b = std::getenv("KAIZEN_BUILD_DIR");
-  return std::string(b ? b : ".") + "/tests/kaizen_fake_server";
+// <build>/tests/test_daemon -> <build>; used when ctest did not pass KAIZEN_BUILD_DIR.
+std::string build_dir() {
+  if (const char* b = std::getenv("KAIZEN_BUILD_DIR")) return b;
+  char exe[4096];
+  ssize_t n = ::readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+  std::string p(exe, n > 0 ? static_cast<size_t>(n) : 0);
+  p = p.substr(0, p.rfind('/'));        // <build>/tests
+  return p.substr(0, p.rfind('/'));     // <build>
 }
+
+std::string fake_server_bin() { return build_dir() + "/tests/kaizen_fake_server"; }
 
 // A datagram socket standing in for systemd's notify socket.
 struct NotifySocket {
@@ -271,7 +278,7 @@ TEST(ProcessTest, SocketActivationUsesPassedSockets) {
 // kaizend itself: --check-config prints the effective config (0) or every problem (2).
 TEST(ProcessTest, KaizendCheckConfig) {
   const char* bin_dir = std::getenv("KAIZEN_BIN_DIR");
-  std::string bin = std::string(bin_dir ? bin_dir : ".") + "/kaizend";
+  std::string bin = (bin_dir ? std::string(bin_dir) : build_dir() + "/bin") + "/kaizend";
   if (::access(bin.c_str(), X_OK) != 0) GTEST_SKIP() << bin << " not built";
   auto run = [&](const std::string& args, int* code) {
     std::string out;
@@ -292,6 +299,10 @@ TEST(ProcessTest, KaizendCheckConfig) {
   EXPECT_EQ(code, 2) << out;
   EXPECT_NE(out.find("unknown key 'bogus'"), std::string::npos) << out;
   EXPECT_NE(out.find("io_threads: 'x' is not an integer"), std::string::npos) << out;
+  // An empty flag value switches a listener off.
+  out = run("--config=/dev/null --check-config --socket= --listen=", &code);
+  EXPECT_EQ(code, 0) << out;
+  EXPECT_NE(out.find("socket = \n"), std::string::npos) << out;
   out = run("--help", &code);
   EXPECT_EQ(code, 0);
   EXPECT_NE(out.find("--limits.max_body_bytes"), std::string::npos);

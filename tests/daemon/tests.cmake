@@ -78,3 +78,11 @@ else()
            COMMAND fuzz_chat_request ${KAIZEN_DAEMON_TEST_DIR}/fuzz_corpus)
   set_tests_properties(daemon_fuzz_chat_request PROPERTIES LABELS "daemon;fuzz" TIMEOUT 60)
 endif()
+
+# Requests/s of the HTTP layer with the fake engine (label bench: not in the default run).
+if(KAIZEN_NODE)
+  add_test(NAME daemon_http_load
+           COMMAND ${KAIZEN_NODE} ${KAIZEN_DAEMON_TEST_DIR}/http_load.cjs
+                   $<TARGET_FILE:kaizen_fake_server> 3 8)
+  set_tests_properties(daemon_http_load PROPERTIES LABELS "daemon;bench" TIMEOUT 120)
+endif()
