@@ -577,6 +577,10 @@ void shed(Socket socket, const std::shared_ptr<ServerState>& state) {
 }  // namespace
 
 void start_session(net::ip::tcp::socket socket, std::shared_ptr<ServerState> state) {
+  // SSE writes one small chunk per token: without TCP_NODELAY, Nagle + delayed ACK hold
+  // each one back ~40 ms.
+  error_code ec;
+  socket.set_option(net::ip::tcp::no_delay(true), ec);
   std::make_shared<Session<net::ip::tcp>>(std::move(socket), std::move(state))->run();
 }
 

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 #include <poll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -86,6 +87,10 @@ TEST(ServerTest, HostAllowList) {
 
 TEST(ServerTest, AdminOnlyOnUnixSocketWithPeerCredentials) {
   TestServer s;
+  struct stat st;
+  ASSERT_EQ(::stat(s.socket_path().c_str(), &st), 0);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0660u);  // socket_mode default
   expect_openai_error(get(s.port(), "/admin/status", {bearer()}), 404, "not_found_error");
   HttpResponse r = unix_request(s.socket_path(), make_request("POST", "/admin/echo", R"({"x":1})"));
   ASSERT_EQ(r.status, 200) << r.body;
