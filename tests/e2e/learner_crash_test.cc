@@ -35,7 +35,7 @@ class Kaizend {
                                      "--socket=" + socket, "--listen=",                "--device=cpu",
                                      "--threads=2",        "--log_level=warn",         "--system_prompt=You are Kaizen.",
                                      "--train.min_new_examples=0", "--train.seed=3",   "--gate.learn_min=0.5",
-                                     "--train.epochs=60", "--gate.canary_max_kl=1000"};
+                                     "--train.epochs=30", "--gate.canary_max_kl=1000"};
     for (auto& e : extra) args.push_back(e);
     pid_ = ::fork();
     if (pid_ == 0) {
@@ -104,13 +104,13 @@ TEST(LearnerCrash, KillDuringTrainingAndDuringPublishLosesNothing) {
   {
     Kaizend k(dir / "m", state, socket, {});
     ASSERT_TRUE(k.wait_ready());
-    auto r = k.admin("knowledge/import", {{"jsonl", join_lines(fact_lines(0, 8))}});
-    ASSERT_EQ(r.json()["imported"], 8) << r.body;
+    auto r = k.admin("knowledge/import", {{"jsonl", join_lines(fact_lines(0, 4))}});
+    ASSERT_EQ(r.json()["imported"], 4) << r.body;
     json run = k.wait_run(k.admin("train/now").json()["run_id"]);
     ASSERT_EQ(run["state"], "published") << run.dump(1);
     v1 = run["adapter_version"];
     ASSERT_EQ(approved_count(k), 0u);
-    ASSERT_EQ(k.admin("knowledge/import", {{"jsonl", join_lines(fact_lines(8, 8))}}).json()["imported"], 8);
+    ASSERT_EQ(k.admin("knowledge/import", {{"jsonl", join_lines(fact_lines(4, 4))}}).json()["imported"], 4);
     k.kill9();
   }
 
@@ -138,7 +138,7 @@ TEST(LearnerCrash, KillDuringTrainingAndDuringPublishLosesNothing) {
     ASSERT_TRUE(k.wait_ready());
     EXPECT_EQ(k.admin("status").json()["active_adapter"], v1);
     EXPECT_EQ(k.admin("runs/show", {{"id", killed_in_training}}).json()["state"], "interrupted");
-    EXPECT_EQ(approved_count(k), 8u);
+    EXPECT_EQ(approved_count(k), 4u);
     killed_in_publish = k.admin("train/now").json()["run_id"];
     ASSERT_GT(killed_in_publish, killed_in_training);
     bool written = false;
@@ -157,7 +157,7 @@ TEST(LearnerCrash, KillDuringTrainingAndDuringPublishLosesNothing) {
   }
 
   // Restart: still v1, both runs interrupted, no half-written directory, nothing lost;
-  // the next run trains the same 8 examples and publishes.
+  // the next run trains the same 4 examples and publishes.
   {
     Kaizend k(dir / "m", state, socket, {});
     ASSERT_TRUE(k.wait_ready());
@@ -171,10 +171,10 @@ TEST(LearnerCrash, KillDuringTrainingAndDuringPublishLosesNothing) {
       EXPECT_NE(name.rfind(".tmp-", 0), 0u) << name;
       EXPECT_NE(name, "v" + std::string(6 - std::to_string(orphan).size(), '0') + std::to_string(orphan));
     }
-    EXPECT_EQ(approved_count(k), 8u);
+    EXPECT_EQ(approved_count(k), 4u);
     json next = k.wait_run(k.admin("train/now").json()["run_id"]);
     ASSERT_EQ(next["state"], "published") << next.dump(1);
-    EXPECT_EQ(next["example_ids"].size(), 8u);
+    EXPECT_EQ(next["example_ids"].size(), 4u);
     EXPECT_EQ(approved_count(k), 0u);
     EXPECT_EQ(k.admin("status").json()["active_adapter"], next["adapter_version"]);
   }
