@@ -1,0 +1,203 @@
+// kaizend under load, in-process on loopback: the real Service (engine + Store) behind
+// the real HTTP server on the demo-sized model.
+//  1. Bounded load: C concurrent clients x R streaming chats each; p50/p99 latency,
+//     time to first token, completion tokens/s, failures. Peer: the same requests
+//     generated one after another in-process without the server, in the same run.
+//  2. Time to first token with a ~2,000-token system message, prefix KV cache hit vs
+//     miss (first request computes it, later ones reuse it).
+//
+//   daemon_chat_bench [--clients 8] [--requests 4] [--max-tokens 32] [--hidden 256 --layers 4]
+#include <algorithm>
+#include <filesystem>
+#include <sys/socket.h>
+#include <unistd.h>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "daemon/config.h"
+#include "daemon/kaizen_service.h"
+#include "daemon/server.h"
+#include "http_client.h"
+#include "learning/generate/chat_model.h"
+#include "learning/generate/generator.h"
+#include "learning/model/tiny.h"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using nlohmann::json;
+using namespace kaizen::daemon;
+using namespace kaizen::daemon::testing;
+
+double ms(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double, std::milli>(b - a).count();
+}
+std::string arg(int argc, char** argv, const std::string& name, const std::string& def) {
+  for (int i = 1; i + 1 < argc; ++i) {
+    if (argv[i] == "--" + name) return argv[i + 1];
+  }
+  return def;
+}
+double pct(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  return v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
+}
+
+struct Outcome {
+  bool ok = false;
+  double total_ms = 0, ttft_ms = 0;
+  int64_t tokens = 0;
+};
+
+// One streaming chat over TCP; the first SSE chunk with content marks the first token.
+Outcome streaming_chat(uint16_t port, const std::string& question, int64_t max_tokens) {
+  Outcome o;
+  json body = {{"model", "kaizen"},
+               {"messages", {{{"role", "user"}, {"content", question}}}},
+               {"temperature", 0},
+               {"max_tokens", max_tokens},
+               {"stream", true},
+               {"stream_options", {{"include_usage", true}}}};
+  auto t0 = Clock::now();
+  int fd = connect_tcp(port);
+  if (fd < 0) return o;
+  set_timeout(fd, 120000);
+  send_all(fd, make_request("POST", "/v1/chat/completions", body.dump(),
+                            {std::string("Authorization: Bearer ") + kToken}));
+  // Read until the first byte of body to time the first token, then the rest.
+  char c;
+  std::string head;
+  while (recv(fd, &c, 1, 0) == 1) {
+    head += c;
+    if (head.find("\"content\"") != std::string::npos) break;
+  }
+  o.ttft_ms = ms(t0, Clock::now());
+  std::string rest;
+  char buf[4096];
+  ssize_t n;
+  while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+    rest.append(buf, static_cast<size_t>(n));
+    if (rest.find("[DONE]") != std::string::npos) break;
+  }
+  close(fd);
+  o.total_ms = ms(t0, Clock::now());
+  const std::string all = head + rest;
+  o.ok = all.find("HTTP/1.1 200") == 0 && all.find("[DONE]") != std::string::npos;
+  auto u = all.rfind("\"completion_tokens\":");
+  if (u != std::string::npos) o.tokens = std::atoll(all.c_str() + u + 20);
+  return o;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  const int clients = std::stoi(arg(argc, argv, "clients", "8"));
+  const int requests = std::stoi(arg(argc, argv, "requests", "4"));
+  const int64_t max_tokens = std::stoll(arg(argc, argv, "max-tokens", "32"));
+  kaizen::model::TinyModelSpec spec;
+  spec.hidden_size = std::stoll(arg(argc, argv, "hidden", "256"));
+  spec.num_layers = std::stoll(arg(argc, argv, "layers", "4"));
+  spec.intermediate_size = spec.hidden_size * 3;
+  spec.head_dim = spec.hidden_size / spec.num_heads;
+  const std::string tmp = "/tmp/kaizen-daemon-bench-" + std::to_string(getpid());
+  kaizen::model::write_tiny_model(spec, tmp + "/model", KAIZEN_BENCH_TOKENIZER_DIR);
+
+  std::string company;  // ~2,000 tokens of company facts for the system message
+  for (int i = 0; company.size() < 9000; ++i) {
+    company += "Fact " + std::to_string(i) + ": Sabitech holds Chorei (朝礼), the morning meeting, at 8:" +
+               std::to_string(10 + i % 50) + " in office " + std::to_string(100 + i) + ". ";
+  }
+  Config config = TestServer::default_config();
+  config.model = tmp + "/model";
+  config.state_dir = tmp + "/state";
+  config.device = "cpu";
+  config.threads = 2;
+  config.system_prompt = "You are {agent_name}. Company facts: " + company;
+  config.limits.max_active_chats = clients;
+  config.limits.max_tokens = 4096;
+  auto made = make_kaizen_service(config, StartupProgress{});
+  if (!made.ok()) {
+    std::fprintf(stderr, "service: %s\n", made.error().message.c_str());
+    return 1;
+  }
+  auto service = std::move(made.value());
+  ServerOptions opts;
+  opts.use_socket_activation = false;
+  opts.handle_signals = false;
+  opts.reload_source.path.clear();
+  Server server(config, *service, opts);
+  if (!server.start().empty()) return 1;
+  std::thread runner([&] { server.run(); });
+  const uint16_t port = server.tcp_port();
+
+  // 2. TTFT with the long system message: first request misses, the next ones hit.
+  std::vector<double> hit_ttft;
+  Outcome miss = streaming_chat(port, "Chorei là gì?", 1);
+  for (int i = 0; i < 3; ++i) hit_ttft.push_back(streaming_chat(port, "Question " + std::to_string(i), 1).ttft_ms);
+  auto m = kaizen::generate::ChatModel::load(config.model, {"cpu", "float32"});
+  const size_t sys_tokens = m.encode(m.chat_template->render({{"system", config.system_prompt}}, {false, false})).size();
+
+  // 1. Bounded load.
+  std::vector<Outcome> outcomes(static_cast<size_t>(clients * requests));
+  auto t0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      for (int r = 0; r < requests; ++r) {
+        outcomes[static_cast<size_t>(c * requests + r)] =
+            streaming_chat(port, "Client " + std::to_string(c) + " asks question " + std::to_string(r), max_tokens);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const double wall_s = ms(t0, Clock::now()) / 1000;
+  server.stop();
+  runner.join();
+  service.reset();
+
+  std::vector<double> lat, ttft;
+  int64_t tokens = 0, failed = 0;
+  for (const auto& o : outcomes) {
+    if (!o.ok) ++failed;
+    lat.push_back(o.total_ms);
+    ttft.push_back(o.ttft_ms);
+    tokens += o.tokens;
+  }
+  // Peer: the same work generated sequentially in-process (no HTTP, no engine, no log).
+  kaizen::generate::GenerateOptions go;
+  go.max_new_tokens = max_tokens;
+  go.eos_token_ids = m.eos_token_ids;
+  int64_t peer_tokens = 0;
+  auto p0 = Clock::now();
+  for (int i = 0; i < clients * requests; ++i) {
+    auto ids = m.encode_chat({{"system", config.system_prompt}, {"user", "Client asks question " + std::to_string(i)}},
+                             {true, false});
+    peer_tokens += static_cast<int64_t>(kaizen::generate::generate(*m.decoder, m.tokenizer, ids, nullptr, go).ids.size());
+  }
+  const double peer_s = ms(p0, Clock::now()) / 1000;
+
+  std::printf("model: tiny qwen3 hidden %lld, %lld layers; system message %zu tokens; 2 threads\n",
+              (long long)spec.hidden_size, (long long)spec.num_layers, sys_tokens);
+  std::printf("\nTTFT with the system message        ms\n");
+  std::printf("  prefix cache miss (first)   %9.1f\n", miss.ttft_ms);
+  std::printf("  prefix cache hit (median)   %9.1f\n", pct(hit_ttft, 0.5));
+  std::printf("  ratio miss/hit              %9.1fx\n", miss.ttft_ms / std::max(1e-9, pct(hit_ttft, 0.5)));
+  std::printf("\nload: %d clients x %d streaming chats, max_tokens %lld\n", clients, requests, (long long)max_tokens);
+  std::printf("  failed                      %9lld of %zu\n", (long long)failed, outcomes.size());
+  std::printf("  latency p50 / p99 (ms)      %9.1f / %.1f\n", pct(lat, 0.5), pct(lat, 0.99));
+  std::printf("  TTFT p50 / p99 (ms)         %9.1f / %.1f\n", pct(ttft, 0.5), pct(ttft, 0.99));
+  std::printf("  completion tokens/s         %9.1f (server, concurrent)\n", tokens / wall_s);
+  std::printf("  peer tokens/s               %9.1f (in-process, sequential, uncached system message)\n",
+              peer_tokens / peer_s);
+  std::printf("  ratio server/peer           %9.2fx\n", (tokens / wall_s) / (peer_tokens / peer_s));
+  std::filesystem::remove_all(tmp);
+  return failed == 0 ? 0 : 1;
+}
