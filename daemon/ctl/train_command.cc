@@ -11,6 +11,7 @@
 
 #include "daemon/ctl/command.h"
 #include "daemon/ctl/flags.h"
+#include "daemon/ctl/online_commands.h"
 #include "learning/adapter/peft.h"
 #include "learning/eval/metrics.h"
 #include "learning/generate/chat_model.h"
@@ -42,6 +43,10 @@ std::string fmt_duration(double s) {
 }
 
 int train_command(const std::vector<std::string>& args) {
+  // `train now|status|cancel` drive the daemon's learner; everything else trains offline.
+  if (!args.empty() && (args[0] == "now" || args[0] == "status" || args[0] == "cancel")) {
+    return online_train(args);
+  }
   Flags f(args,
           {"model", "data", "out", "rank", "alpha", "targets", "epochs", "max-steps", "lr", "lr-b-ratio",
            "schedule", "warmup-ratio", "weight-decay", "clip", "batch-tokens", "grad-accum", "max-len", "seed",
@@ -162,6 +167,6 @@ int train_command(const std::vector<std::string>& args) {
 
 }  // namespace
 
-KAIZEN_CTL_COMMAND("train", "train a LoRA adapter offline on chat JSONL (PEFT output)", train_command);
+KAIZEN_CTL_COMMAND("train", "now|status|cancel: the daemon's learner; or offline: train a LoRA adapter on chat JSONL", train_command);
 
 }  // namespace kaizen::ctl
