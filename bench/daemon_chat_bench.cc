@@ -75,9 +75,11 @@ Outcome streaming_chat(uint16_t port, const std::string& question, int64_t max_t
   // Read until the first byte of body to time the first token, then the rest.
   char c;
   std::string head;
+  const std::string key = "\"content\":\"";  // a chunk with non-empty text (the role chunk has none)
   while (recv(fd, &c, 1, 0) == 1) {
     head += c;
-    if (head.find("\"content\"") != std::string::npos) break;
+    const size_t k = head.rfind(key);
+    if (k != std::string::npos && head.size() > k + key.size() && head[k + key.size()] != '"') break;
   }
   o.ttft_ms = ms(t0, Clock::now());
   std::string rest;
