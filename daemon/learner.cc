@@ -330,6 +330,10 @@ void Learner::execute(Plan plan) {
         to_train(*e, &replay);
       }
     }
+    // train.retain_holdout = 0: retention is measured on the rehearsed replay sample
+    // (small models forget whatever is not rehearsed; see the README's forgetting table).
+    const bool heldout = !holdout.empty();
+    if (t.retain_holdout == 0) holdout = replay;
     if (fresh.empty()) throw std::runtime_error("none of the new examples could be encoded");
     std::vector<train::Example> dataset = fresh;
     dataset.insert(dataset.end(), replay.begin(), replay.end());
@@ -380,6 +384,7 @@ void Learner::execute(Plan plan) {
     run.metrics["examples_new"] = static_cast<double>(fresh.size());
     run.metrics["examples_replay"] = static_cast<double>(replay.size());
     run.metrics["examples_holdout"] = static_cast<double>(holdout.size());
+    run.metrics["retain_heldout"] = heldout ? 1.0 : 0.0;
     if (tr.cancelled || cancel_.load()) {
       bool stopping;
       {
@@ -414,6 +419,17 @@ void Learner::execute(Plan plan) {
       m.retain_n = static_cast<int64_t>(holdout.size());
       m.retain_acc = eval::answer_token_accuracy(decoder, cand, holdout, o.batch_tokens).accuracy();
       m.retain_acc_active = eval::answer_token_accuracy(decoder, act, holdout, o.batch_tokens).accuracy();
+      if (t.exact_match_max > 0) {
+        std::vector<train::Example> subset(
+            holdout.begin(), holdout.begin() + std::min<size_t>(holdout.size(), static_cast<size_t>(t.exact_match_max)));
+        eval::ExactMatchOptions eo;
+        eo.eos_token_ids = model_->eos_token_ids;
+        auto ec = eval::greedy_exact_match(decoder, model_->tokenizer, *model_->chat_template, cand, subset, eo);
+        auto ea = eval::greedy_exact_match(decoder, model_->tokenizer, *model_->chat_template, act, subset, eo);
+        m.retain_exact_n = ec.total;
+        m.retain_exact = ec.rate();
+        m.retain_exact_active = ea.rate();
+      }
     }
     m.canary_n = static_cast<int64_t>(options_.canary_prompts.size());
     m.canary_kl = eval::canary_kl(decoder, *model_->tokenizer, *model_->chat_template, nullptr, cand,

@@ -24,6 +24,9 @@ std::map<std::string, double> GateMetrics::to_map() const {
           {"retain_acc", retain_acc},
           {"retain_acc_active", retain_acc_active},
           {"retain_drop", retain_n ? retain_drop() : 0.0},
+          {"retain_exact_n", static_cast<double>(retain_exact_n)},
+          {"retain_exact", retain_exact},
+          {"retain_exact_active", retain_exact_active},
           {"canary_n", static_cast<double>(canary_n)},
           {"canary_kl", canary_kl},
           {"canary_kl_active", canary_kl_active}};
@@ -48,6 +51,10 @@ GateVerdict judge(const GateMetrics& m, const GateThresholds& t) {
   if (m.retain_n > 0 && m.retain_drop() > t.retain_max_drop) {
     v.failures.push_back("retain drop " + fmt(m.retain_drop()) + " > " + fmt(t.retain_max_drop) + " (accuracy " +
                          fmt(m.retain_acc_active) + " -> " + fmt(m.retain_acc) + ")");
+  }
+  if (m.retain_exact_n > 0 && m.retain_exact_drop() > t.retain_max_drop) {
+    v.failures.push_back("retain exact-match drop " + fmt(m.retain_exact_drop()) + " > " + fmt(t.retain_max_drop) +
+                         " (" + fmt(m.retain_exact_active) + " -> " + fmt(m.retain_exact) + ")");
   }
   if (m.canary_n > 0 && m.canary_kl > t.canary_max_kl) {
     v.failures.push_back("canary KL " + fmt(m.canary_kl) + " > " + fmt(t.canary_max_kl));

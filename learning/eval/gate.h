@@ -3,7 +3,9 @@
 //   learn:  knows the new examples — teacher-forced answer-token accuracy >= learn_min
 //           and greedy exact match >= learn_exact_min;
 //   retain: still knows earlier facts — accuracy on a held-out replay set drops at most
-//           retain_max_drop below the active adapter's;
+//           retain_max_drop below the active adapter's, and so does the greedy exact
+//           match there (teacher forcing hides a changed answer after its first token:
+//           a contradicting fact barely moves token accuracy, it flips the answer);
 //   canary: still behaves like the base model elsewhere — mean KL(base || candidate) of
 //           the next-token distributions over a fixed set of general prompts is at
 //           most canary_max_kl (nats).
@@ -42,11 +44,15 @@ struct GateMetrics {
   int64_t retain_n = 0;           // held-out replay examples
   double retain_acc_active = 0;   // active adapter
   double retain_acc = 0;          // candidate
+  int64_t retain_exact_n = 0;     // replay examples generated greedily
+  double retain_exact_active = 0; // exact-match rate there, active adapter
+  double retain_exact = 0;        // exact-match rate there, candidate
   int64_t canary_n = 0;           // canary prompts
   double canary_kl = 0;           // candidate vs base
   double canary_kl_active = 0;    // active adapter vs base (for the record)
 
   double retain_drop() const { return retain_acc_active - retain_acc; }
+  double retain_exact_drop() const { return retain_exact_active - retain_exact; }
   // Every number under a stable name, for the run and adapter records.
   std::map<std::string, double> to_map() const;
 };

@@ -47,6 +47,12 @@ TEST(Gate, EachCheckFailsOnItsOwn) {
   ASSERT_EQ(v.failures.size(), 1u);
   EXPECT_NE(v.failures[0].find("retain drop 0.15 > 0.05"), std::string::npos) << v.failures[0];
   m = good();
+  m.retain_exact_n = 8;
+  m.retain_exact_active = 1.0;
+  m.retain_exact = 0.75;  // token accuracy fine, but two answers flipped
+  EXPECT_NE(judge(m, t).summary().find("retain exact-match drop 0.25 > 0.05"), std::string::npos)
+      << judge(m, t).summary();
+  m = good();
   m.canary_kl = 2.5;
   EXPECT_NE(judge(m, t).summary().find("canary KL 2.5 > 1"), std::string::npos);
 }
