@@ -9,3 +9,7 @@ endif()
 if(TARGET test_e2e AND TARGET kaizenctl)
   add_dependencies(test_e2e kaizenctl)
 endif()
+# learner_crash_test.cc runs the built kaizend in a child process.
+if(TARGET test_e2e AND TARGET kaizend)
+  add_dependencies(test_e2e kaizend)
+endif()
