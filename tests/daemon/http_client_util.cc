@@ -10,12 +10,19 @@
 #include <algorithm>
 #include <atomic>
 #include <cstring>
+#include <map>
+#include <mutex>
 #include <stdexcept>
 
 namespace kaizen::daemon::testing {
 
+namespace {
+void forget_pending(int fd);  // a new socket may reuse a closed one's fd
+}  // namespace
+
 int connect_tcp(uint16_t port) {
   int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  forget_pending(fd);
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(port);
@@ -30,6 +37,7 @@ int connect_tcp(uint16_t port) {
 
 int connect_unix(const std::string& path) {
   int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  forget_pending(fd);
   sockaddr_un a{};
   a.sun_family = AF_UNIX;
   std::strncpy(a.sun_path, path.c_str(), sizeof(a.sun_path) - 1);
@@ -60,6 +68,25 @@ bool send_all(int fd, const std::string& data) {
 namespace {
 
 // Buffered reader over a socket.
+// Bytes read past the end of one response (pipelining) belong to the next one on the
+// same connection: keep them per fd between read_response() calls.
+std::mutex g_pending_mu;  // guards g_pending
+std::map<int, std::string> g_pending;
+
+void forget_pending(int fd) {
+  std::lock_guard<std::mutex> lock(g_pending_mu);
+  g_pending.erase(fd);
+}
+
+std::string take_pending(int fd) {
+  std::lock_guard<std::mutex> lock(g_pending_mu);
+  auto it = g_pending.find(fd);
+  if (it == g_pending.end()) return {};
+  std::string out = std::move(it->second);
+  g_pending.erase(it);
+  return out;
+}
+
 struct Reader {
   int fd;
   std::string buf;
@@ -112,7 +139,15 @@ std::string HttpResponse::header(const std::string& name) const {
 
 HttpResponse read_response(int fd) {
   HttpResponse r;
-  Reader rd{fd, {}};
+  Reader rd{fd, take_pending(fd)};
+  struct KeepLeftover {
+    Reader& rd;
+    ~KeepLeftover() {
+      if (rd.buf.empty()) return;
+      std::lock_guard<std::mutex> lock(g_pending_mu);
+      g_pending[rd.fd] = std::move(rd.buf);
+    }
+  } keep{rd};
   std::string line;
   do {  // skip 100 Continue
     if (!rd.line(&line)) return r;
