@@ -12,6 +12,7 @@
 #include "daemon/kaizen_service.h"
 #include "daemon/server.h"
 #include "http_client.h"
+#include "real_server.h"
 #include "learning/generate/chat_model.h"
 #include "learning/generate/generator.h"
 #include "learning/model/tiny.h"
@@ -44,22 +45,10 @@ class RealServer : public ::testing::Test {
     config_.agent_name = "Kaizen";
     config_.device = "cpu";
     config_.threads = 2;
-    auto made = make_kaizen_service(config_, StartupProgress{});
-    ASSERT_TRUE(made.ok()) << made.error().message;
-    service_ = std::move(made.value());
-    ServerOptions opts;
-    opts.use_socket_activation = false;
-    opts.handle_signals = false;
-    opts.reload_source.path.clear();
-    server_ = std::make_unique<Server>(config_, *service_, opts);
-    ASSERT_EQ(server_->start(), "");
-    runner_ = std::thread([this] { server_->run(); });
+    ASSERT_EQ(start_real_server(config_, &service_, &server_, &runner_), "");
   }
   void TearDown() override {
-    if (server_) server_->stop();
-    if (runner_.joinable()) runner_.join();
-    service_.reset();
-    server_.reset();
+    stop_real_server(&service_, &server_, &runner_);
   }
 
   HttpResponse chat(const json& body) {

@@ -24,6 +24,7 @@
 #include "daemon/kaizen_service.h"
 #include "daemon/server.h"
 #include "http_client.h"
+#include "real_server.h"
 #include "learning/model/tiny.h"
 #include "testing/kaizen_test.h"
 
@@ -74,22 +75,10 @@ class KaizenctlOnline : public ::testing::Test {
     config_.device = "cpu";
     config_.threads = 1;
     config_.train.min_new_examples = 0;  // approvals below must not start training runs
-    auto made = make_kaizen_service(config_, StartupProgress{});
-    ASSERT_TRUE(made.ok()) << made.error().message;
-    service_ = std::move(made.value());
-    ServerOptions opts;
-    opts.use_socket_activation = false;
-    opts.handle_signals = false;
-    opts.reload_source.path.clear();
-    server_ = std::make_unique<Server>(config_, *service_, opts);
-    ASSERT_EQ(server_->start(), "");
-    runner_ = std::thread([this] { server_->run(); });
+    ASSERT_EQ(start_real_server(config_, &service_, &server_, &runner_), "");
   }
   void TearDown() override {
-    if (server_) server_->stop();
-    if (runner_.joinable()) runner_.join();
-    service_.reset();
-    server_.reset();
+    stop_real_server(&service_, &server_, &runner_);
   }
 
   // Runs kaizenctl ARGS --socket <ours> with `input` on stdin.

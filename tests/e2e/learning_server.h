@@ -18,6 +18,7 @@
 #include "daemon/kaizen_service.h"
 #include "daemon/server.h"
 #include "http_client.h"
+#include "real_server.h"
 #include "learning/model/tiny.h"
 #include "testing/kaizen_test.h"
 
@@ -93,22 +94,10 @@ class LearningServer : public ::testing::Test {
     start();
   }
   void start() {
-    auto made = make_kaizen_service(config_, StartupProgress{});
-    ASSERT_TRUE(made.ok()) << made.error().message;
-    service_ = std::move(made.value());
-    ServerOptions opts;
-    opts.use_socket_activation = false;
-    opts.handle_signals = false;
-    opts.reload_source.path.clear();
-    server_ = std::make_unique<Server>(config_, *service_, opts);
-    ASSERT_EQ(server_->start(), "");
-    runner_ = std::thread([this] { server_->run(); });
+    ASSERT_EQ(start_real_server(config_, &service_, &server_, &runner_), "");
   }
   void stop() {
-    if (server_) server_->stop();
-    if (runner_.joinable()) runner_.join();
-    service_.reset();
-    server_.reset();
+    stop_real_server(&service_, &server_, &runner_);
   }
   void TearDown() override { stop(); }
 
