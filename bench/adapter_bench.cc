@@ -13,6 +13,7 @@
 
 #include "learning/adapter/merge.h"
 #include "learning/adapter/peft.h"
+#include "learning/model/threads.h"
 #include "learning/model/tiny.h"
 
 using namespace kaizen;
@@ -48,7 +49,7 @@ int main(int argc, char** argv) try {
   const int64_t decode = std::stoll(arg(argc, argv, "decode", "48"));
   const int rounds = std::stoi(arg(argc, argv, "rounds", "2"));
   const int64_t rank = std::stoll(arg(argc, argv, "rank", "16"));
-  torch::set_num_threads(std::stoi(arg(argc, argv, "threads", "2")));
+  model::set_compute_threads(std::stoi(arg(argc, argv, "threads", "2")));
   model::TinyModelSpec s;
   s.hidden_size = 1024;
   s.intermediate_size = 3072;

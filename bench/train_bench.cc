@@ -20,6 +20,7 @@
 #include <torch/torch.h>
 
 #include "learning/model/loader.h"
+#include "learning/model/threads.h"
 #include "learning/model/tiny.h"
 #include "learning/train/batch.h"
 #include "learning/train/trainer.h"
@@ -63,7 +64,7 @@ std::string run(const std::string& cmd) {
 // The child: load the model (mmap, zero-copy), train `steps` timed steps (+1 warm-up)
 // on random ids exactly as ref.py bench-train does, print JSON.
 int child(int argc, char** argv) {
-  torch::set_num_threads(std::stoi(arg(argc, argv, "threads", "2")));
+  model::set_compute_threads(std::stoi(arg(argc, argv, "threads", "2")));
   const int64_t batch_tokens = std::stoll(arg(argc, argv, "batch-tokens", "512"));
   const int64_t seq_len = std::stoll(arg(argc, argv, "seq-len", "256"));
   const int64_t steps = std::stoll(arg(argc, argv, "steps", "3"));

@@ -13,6 +13,7 @@
 #include "daemon/engine.h"
 #include "daemon/learner.h"
 #include "learning/generate/chat_model.h"
+#include "learning/model/threads.h"
 #include "storage/import.h"
 #include "storage/store.h"
 
@@ -513,9 +514,7 @@ class KaizenService : public Service {
 };
 
 Result<std::unique_ptr<Service>> make_kaizen_service(const Config& config, const StartupProgress& progress) {
-  const int threads = config.threads > 0 ? static_cast<int>(config.threads)
-                                         : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
-  torch::set_num_threads(threads);
+  const model::ComputeThreads threads = model::set_compute_threads(static_cast<int>(config.threads));
   std::string system_prompt;
   try {
     system_prompt = render_system_prompt(config);
@@ -537,8 +536,8 @@ Result<std::unique_ptr<Service>> make_kaizen_service(const Config& config, const
   fs::create_directories(fs::path(config.state_dir) / "adapters", ec);
   auto store = storage::Store::open((fs::path(config.state_dir) / "db").string());
   if (!store.ok()) return Error::Internal("cannot open the database: " + store.status().ToString());
-  spdlog::info("event=service_ready model={} device={} threads={} system_prompt_chars={}", config.model,
-               model->decoder->options().device.str(), threads, system_prompt.size());
+  spdlog::info("event=service_ready model={} device={} threads=\"{}\" system_prompt_chars={}", config.model,
+               model->decoder->options().device.str(), threads.describe(), system_prompt.size());
   return std::unique_ptr<Service>(
       std::make_unique<KaizenService>(config, model, std::move(*store), std::move(system_prompt)));
 }

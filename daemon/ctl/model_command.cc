@@ -20,6 +20,7 @@
 #include "learning/generate/generator.h"
 #include "learning/model/loader.h"
 #include "learning/model/safetensors.h"
+#include "learning/model/threads.h"
 #include "learning/model/tiny.h"
 
 #ifndef KAIZEN_DEFAULT_TOKENIZER_DIR
@@ -34,7 +35,7 @@ using nlohmann::json;
 void set_threads(const Flags& f) {
   const int64_t n = f.get_int("threads", std::max(1u, std::thread::hardware_concurrency()));
   if (n < 1) throw FlagError("--threads must be >= 1");
-  torch::set_num_threads(static_cast<int>(n));
+  model::set_compute_threads(static_cast<int>(n));
 }
 
 std::vector<int64_t> parse_ids(const std::string& s) {

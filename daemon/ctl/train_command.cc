@@ -15,6 +15,7 @@
 #include "learning/adapter/peft.h"
 #include "learning/eval/metrics.h"
 #include "learning/generate/chat_model.h"
+#include "learning/model/threads.h"
 #include "learning/train/dataset.h"
 #include "learning/train/trainer.h"
 
@@ -62,7 +63,7 @@ int train_command(const std::vector<std::string>& args) {
   }
   const int64_t threads = f.get_int("threads", std::max(1u, std::thread::hardware_concurrency()));
   if (threads < 1) throw FlagError("--threads must be >= 1");
-  torch::set_num_threads(static_cast<int>(threads));
+  model::set_compute_threads(static_cast<int>(threads));
 
   model::LoadOptions lo;
   lo.device = f.get("device", "auto");

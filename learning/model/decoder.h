@@ -86,6 +86,10 @@ class Decoder : public torch::nn::Module {
  private:
   torch::Tensor run_layers(const torch::Tensor& ids, KVCache* cache,
                            const adapter::Adapter* adapter, const std::vector<int64_t>& lengths) const;
+  // Query rows per attention chunk (see attend()).
+  static constexpr int64_t kAttentionChunk = 256;
+  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k_all, const torch::Tensor& v_all,
+                       const torch::Tensor& mask, int64_t max_past) const;
   // cos/sin (P, D) tables in fp32, grown on demand (guarded: forward is const and shared).
   std::pair<torch::Tensor, torch::Tensor> rope_tables(int64_t positions) const;
 

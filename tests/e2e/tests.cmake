@@ -13,3 +13,14 @@ endif()
 if(TARGET test_e2e AND TARGET kaizend)
   add_dependencies(test_e2e kaizend)
 endif()
+# The official OpenAI Node client, kaizenctl and raw sockets against the built kaizend
+# (tiny demo model): greedy API text = `kaizenctl generate` text, the bad-input battery,
+# restart and kill -9 with nothing logged lost.
+find_program(KAIZEN_NODE node)
+if(KAIZEN_NODE AND EXISTS ${KAIZEN_NPM_DIR}/openai/package.json AND TARGET kaizend AND TARGET kaizenctl)
+  add_test(NAME e2e_kaizend_real_clients
+           COMMAND ${KAIZEN_NODE} ${CMAKE_CURRENT_LIST_DIR}/kaizend_clients_test.cjs
+                   $<TARGET_FILE:kaizend> $<TARGET_FILE:kaizenctl> ${KAIZEN_QWEN3_TOKENIZER_DIR})
+  set_tests_properties(e2e_kaizend_real_clients PROPERTIES
+                       ENVIRONMENT "${KAIZEN_TEST_ENV}" LABELS e2e TIMEOUT 300)
+endif()

@@ -54,7 +54,7 @@ def bench_inference(model, prefill, decode, seed=0, matvec=False):
 def _bench_inference(model, prefill, decode, seed):
     vocab = model.config.vocab_size
     warm = KVCache(model.config.num_hidden_layers)
-    model(_random_ids(vocab, min(prefill, 16), seed + 1), cache=warm)
+    model(_random_ids(vocab, prefill, seed + 1), cache=warm, logits_to_keep=1)  # full size: steady state
     model(_random_ids(vocab, 1, seed + 2), cache=warm)
 
     cache = KVCache(model.config.num_hidden_layers)

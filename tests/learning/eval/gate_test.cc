@@ -5,6 +5,7 @@
 
 #include "learning/adapter/peft.h"
 #include "learning/eval/gate.h"
+#include "learning/model/threads.h"
 #include "learning/model/tiny.h"
 #include "testing/kaizen_test.h"
 
@@ -79,7 +80,7 @@ TEST(Gate, BoundariesAndUnmeasuredChecks) {
 }
 
 TEST(Gate, CanaryKlIsZeroForTheSameModelAndGrowsWithTheAdapter) {
-  torch::set_num_threads(2);
+  model::set_compute_threads(2);
   auto tok = text::Tokenizer::from_model_dir(kaizen::testing::tokenizer_dir());
   auto tpl = text::ChatTemplate::of_kind(text::TemplateKind::kQwen3);
   auto d = model::make_random_decoder(model::TinyModelSpec{});

@@ -11,6 +11,7 @@
 #include <torch/torch.h>
 
 #include "learning/eval/metrics.h"
+#include "learning/model/threads.h"
 #include "learning/model/tiny.h"
 #include "learning/text/chat_template.h"
 #include "learning/text/tokenizer.h"
@@ -25,7 +26,7 @@ namespace {
 // does not reach them yet (issue 4 stays open), so the default suite asserts the
 // learning it does measure and the soak runs assert the targets.
 void learn_facts(size_t count, double min_accuracy, double min_exact) {
-  torch::set_num_threads(2);
+  model::set_compute_threads(2);
   auto tok = text::Tokenizer::from_model_dir(testing::tokenizer_dir());
   auto tpl = text::ChatTemplate::of_kind(text::TemplateKind::kQwen3);
   Dataset ds = load_chat_jsonl(testing::source_dir() + "/tests/learning/train/facts.jsonl", *tok, tpl);
