@@ -222,6 +222,10 @@ const std::vector<Key>& keys() {
                    "per step, longest wait while chats are waiting", 0, 600000),
         KAIZEN_KEY("train.publish_pause_ms", train.publish_pause_ms,
                    "test hook: pause before recording a written adapter", 0, 600000),
+        KAIZEN_KEY("train.trusted_authors", train.trusted_authors,
+                   "comma-separated feedback users approved without review"),
+        KAIZEN_KEY("train.max_per_author", train.max_per_author,
+                   "new examples one author may add to a run; 0 = no limit", 0, 1e9),
         KAIZEN_KEY("gate.learn_min", gate.learn_min,
                    "answer-token accuracy required on new examples", 0, 1),
         KAIZEN_KEY("gate.learn_exact_min", gate.learn_exact_min,
@@ -230,6 +234,8 @@ const std::vector<Key>& keys() {
                    "accuracy drop allowed on held-out replay examples", 0, 1),
         KAIZEN_KEY("gate.canary_max_kl", gate.canary_max_kl,
                    "KL(base || candidate) allowed on general prompts, nats", 0, 1e9),
+        KAIZEN_KEY("gate.paraphrase_min", gate.paraphrase_min,
+                   "answer-token accuracy required on held-out paraphrases; 0 = report", 0, 1),
     };
     t[4].secret = true;  // api_key
     return t;

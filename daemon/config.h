@@ -51,6 +51,12 @@ struct TrainConfig {
   bool with_system_prompt = true;     // train with the configured system message, as served
   int64_t max_yield_ms = 1000;        // per optimizer step, longest wait for waiting chats
   int64_t publish_pause_ms = 0;       // test hook: pause between writing and recording an adapter
+  // Feedback authors (the request's "user") whose proposals skip the review queue.
+  std::vector<std::string> trusted_authors;
+  // New examples one author may contribute to one run; 0 = no limit. A run stops taking
+  // examples (in approval order) at the first one over its author's limit; the rest wait
+  // for the next run. Operator imports have no author and no limit.
+  int64_t max_per_author = 0;
 };
 
 // Acceptance gate thresholds (learning/eval/gate.h).
@@ -59,6 +65,7 @@ struct GateConfig {
   double learn_exact_min = 0.0;   // greedy exact-match rate on the new examples
   double retain_max_drop = 0.05;  // accuracy drop allowed on held-out replay examples
   double canary_max_kl = 1.0;     // KL(base || candidate) on general prompts, nats
+  double paraphrase_min = 0.0;    // answer-token accuracy on held-out paraphrases (0 = report only)
 };
 
 struct Config {

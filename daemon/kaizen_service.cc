@@ -1,5 +1,6 @@
 #include "daemon/kaizen_service.h"
 
+#include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -289,15 +290,26 @@ class KaizenService : public Service {
       }
       ex.messages.push_back({"assistant", req.rating > 0 ? msg->content : fb.correction});
       ex.source = req.rating > 0 ? storage::ExampleSource::kFeedback : storage::ExampleSource::kCorrection;
-      ex.state = storage::ExampleState::kPending;
+      ex.author = fb.author;
       ex.provenance = "feedback on message " + std::to_string(mid) + " by " + fb.author;
+      const auto& trusted = config_.train.trusted_authors;
+      if (std::find(trusted.begin(), trusted.end(), fb.author) != trusted.end()) {
+        // train.trusted_authors: approved on arrival, like an operator import.
+        ex.state = storage::ExampleState::kApproved;
+        ex.reviewer = "trusted author " + fb.author;
+        fb.review = storage::ReviewState::kAccepted;
+      } else {
+        ex.state = storage::ExampleState::kPending;
+      }
       example = std::move(ex);
     }
     auto stored = store_->add_feedback(fb, example);
     if (!stored.ok()) return from_status(stored.status());
     FeedbackAck ack;
     ack.feedback_id = std::to_string(stored->id);
-    ack.status = example ? "queued_for_review" : "recorded";
+    ack.status = !example ? "recorded"
+                 : example->state == storage::ExampleState::kApproved ? "approved"
+                                                                       : "queued_for_review";
     return ack;
   }
 

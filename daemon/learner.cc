@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <map>
 #include <set>
 #include <sstream>
 
@@ -165,10 +166,21 @@ std::variant<Learner::Plan, Learner::StartError> Learner::plan_locked(const std:
   storage::PageRequest p;
   p.cursor = from_seq;
   p.limit = 1000;
-  for (;;) {
+  // train.max_per_author: in approval order, stop at the first example over its author's
+  // share; it and everything approved after it wait for the next run (the consumed
+  // cursor is a state_seq, so nothing is skipped for good).
+  std::map<std::string, int64_t> per_author;
+  const int64_t cap = options_.train.max_per_author;
+  bool capped = false;
+  while (!capped) {
     auto page = store_.list_examples(storage::ExampleState::kApproved, p);
     if (!page.ok()) return StartError{500, page.status().ToString()};
     for (auto& e : page->items) {
+      if (cap > 0 && !e.author.empty() && ++per_author[e.author] > cap) {
+        plan.deferred_author = e.author;
+        capped = true;
+        break;
+      }
       plan.through_seq = std::max(plan.through_seq, e.state_seq);
       plan.examples.push_back(std::move(e));
     }
@@ -183,6 +195,8 @@ std::variant<Learner::Plan, Learner::StartError> Learner::plan_locked(const std:
   const auto& g = options_.gate;
   run.config = {{"from_state_seq", from_seq},
                 {"through_state_seq", plan.through_seq},
+                {"max_per_author", t.max_per_author},
+                {"deferred_from_author", plan.deferred_author},
                 {"replay_ratio", t.replay_ratio},
                 {"warm_start", t.warm_start},
                 {"retain_holdout", t.retain_holdout},
@@ -195,7 +209,8 @@ std::variant<Learner::Plan, Learner::StartError> Learner::plan_locked(const std:
                 {"gate", {{"learn_min", g.learn_min},
                           {"learn_exact_min", g.learn_exact_min},
                           {"retain_max_drop", g.retain_max_drop},
-                          {"canary_max_kl", g.canary_max_kl}}}};
+                          {"canary_max_kl", g.canary_max_kl},
+                          {"paraphrase_min", g.paraphrase_min}}}};
   auto created = store_.create_run(run);
   if (!created.ok()) return StartError{500, created.status().ToString()};
   plan.run_id = created->id;
@@ -311,8 +326,21 @@ void Learner::execute(Plan plan) {
         spdlog::warn("event=example_skipped id={} reason=\"{}\"", e.id, err.what());
       }
     };
-    std::vector<train::Example> fresh, replay, holdout;
-    for (const auto& e : plan.examples) to_train(e, &fresh);
+    std::vector<train::Example> fresh, replay, holdout, paraphrased;
+    for (const auto& e : plan.examples) {
+      to_train(e, &fresh);
+      // Held-out paraphrases: the same answer to another wording of the last question.
+      for (const auto& q : e.paraphrases) {
+        storage::Example alt = e;
+        for (auto it = alt.messages.rbegin(); it != alt.messages.rend(); ++it) {
+          if (it->role == "user") {
+            it->content = q;
+            break;
+          }
+        }
+        to_train(alt, &paraphrased);
+      }
+    }
     const size_t want_replay = static_cast<size_t>(t.replay_ratio * static_cast<double>(plan.examples.size()) + 0.5);
     std::vector<storage::ReplayEntry> drawn =
         store_.sample_replay(want_replay + static_cast<size_t>(t.retain_holdout), t.seed + run.id);
@@ -431,6 +459,20 @@ void Learner::execute(Plan plan) {
         m.retain_exact_active = ea.rate();
       }
     }
+    if (!paraphrased.empty()) {
+      m.paraphrase_n = static_cast<int64_t>(paraphrased.size());
+      m.paraphrase_acc = eval::answer_token_accuracy(decoder, cand, paraphrased, o.batch_tokens).accuracy();
+      if (t.exact_match_max > 0) {
+        std::vector<train::Example> subset(
+            paraphrased.begin(),
+            paraphrased.begin() + std::min<size_t>(paraphrased.size(), static_cast<size_t>(t.exact_match_max)));
+        eval::ExactMatchOptions eo;
+        eo.eos_token_ids = model_->eos_token_ids;
+        auto ep = eval::greedy_exact_match(decoder, model_->tokenizer, *model_->chat_template, cand, subset, eo);
+        m.paraphrase_exact_n = ep.total;
+        m.paraphrase_exact = ep.rate();
+      }
+    }
     m.canary_n = static_cast<int64_t>(options_.canary_prompts.size());
     m.canary_kl = eval::canary_kl(decoder, *model_->tokenizer, *model_->chat_template, nullptr, cand,
                                   options_.canary_prompts);
@@ -439,7 +481,7 @@ void Learner::execute(Plan plan) {
                              : 0.0;
     for (const auto& [k, v] : m.to_map()) run.metrics[k] = v;
     eval::GateThresholds th{options_.gate.learn_min, options_.gate.learn_exact_min, options_.gate.retain_max_drop,
-                            options_.gate.canary_max_kl};
+                            options_.gate.canary_max_kl, options_.gate.paraphrase_min};
     eval::GateVerdict verdict = eval::judge(m, th);
     if (verdict.pass && registry_.active().version != active.version) {
       verdict.pass = false;

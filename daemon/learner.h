@@ -97,6 +97,7 @@ class Learner {
     std::string trigger;
     std::vector<storage::Example> examples;
     uint64_t through_seq = 0;
+    std::string deferred_author;  // train.max_per_author stopped the plan at this author
   };
   struct Progress {
     uint64_t run_id = 0;

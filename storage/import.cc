@@ -11,8 +11,10 @@ namespace kaizen::storage {
 
 using nlohmann::json;
 
-Status parse_chat_line(const std::string& line, std::vector<ChatMessage>* messages) {
+Status parse_chat_line(const std::string& line, std::vector<ChatMessage>* messages,
+                       std::vector<std::string>* paraphrases) {
   messages->clear();
+  if (paraphrases) paraphrases->clear();
   json j = json::parse(line, nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) return Status::InvalidArgument("not valid JSON");
   if (!j.is_object()) return Status::InvalidArgument("not a JSON object");
@@ -42,6 +44,16 @@ Status parse_chat_line(const std::string& line, std::vector<ChatMessage>* messag
     messages->push_back({r, content->get<std::string>()});
   }
   if (!has_user) return Status::InvalidArgument("no user message");
+  if (auto p = j.find("paraphrases"); p != j.end()) {
+    if (!p->is_array()) return Status::InvalidArgument("\"paraphrases\" is not an array");
+    for (size_t i = 0; i < p->size(); ++i) {
+      const json& q = (*p)[i];
+      if (!q.is_string() || q.get_ref<const std::string&>().empty()) {
+        return Status::InvalidArgument("paraphrase " + std::to_string(i) + " is not a non-empty string");
+      }
+      if (paraphrases) paraphrases->push_back(q.get<std::string>());
+    }
+  }
   if (messages->back().role != "assistant") {
     return Status::InvalidArgument("last message must be from the assistant (got " +
                                    messages->back().role + ")");
@@ -76,7 +88,7 @@ Status import_chat_jsonl(Store& store, std::istream& in, const std::string& sour
     if (!line.empty() && line.back() == '\r') line.pop_back();
     if (line.find_first_not_of(" \t") == std::string::npos) continue;  // blank
     Example e;
-    Status s = parse_chat_line(line, &e.messages);
+    Status s = parse_chat_line(line, &e.messages, &e.paraphrases);
     if (!s.ok()) {
       report->errors.push_back({report->lines, s.message()});
       continue;

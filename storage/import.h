@@ -34,8 +34,11 @@ struct ImportReport {
   std::vector<uint64_t> example_ids;  // ids of the new examples, in line order
 };
 
-// Parses one JSONL line into chat messages; InvalidArgument with the reason otherwise.
-Status parse_chat_line(const std::string& line, std::vector<ChatMessage>* messages);
+// Parses one JSONL line into chat messages (and the optional top-level "paraphrases":
+// other wordings of the last user message, held out for the gate); InvalidArgument with
+// the reason otherwise.
+Status parse_chat_line(const std::string& line, std::vector<ChatMessage>* messages,
+                       std::vector<std::string>* paraphrases = nullptr);
 
 // Imports from a stream; `source_name` is used in provenance ("faq.jsonl").
 // Returns a non-OK Status only when the store fails (the report then covers the lines

@@ -234,6 +234,8 @@ json to_json(const Example& r) {
           {"created_ms", r.created_ms},
           {"updated_ms", r.updated_ms},
           {"reviewer", r.reviewer},
+          {"author", r.author},
+          {"paraphrases", r.paraphrases},
           {"state_seq", r.state_seq}};
 }
 std::string encode(const Example& r) {
@@ -258,6 +260,11 @@ Status decode(std::string_view bytes, const std::string& where, Example* out) {
     get_opt(j, "created_ms", &r.created_ms);
     get_opt(j, "updated_ms", &r.updated_ms);
     get_opt(j, "reviewer", &r.reviewer);
+    get_opt(j, "author", &r.author);
+    if (auto p = j.find("paraphrases"); p != j.end()) {
+      if (!p->is_array()) throw BadField("'paraphrases' is not an array");
+      for (const auto& s : *p) r.paraphrases.push_back(s.get<std::string>());
+    }
     get_opt(j, "state_seq", &r.state_seq);
   });
   if (s.ok()) *out = std::move(r);

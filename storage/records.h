@@ -103,6 +103,11 @@ struct Example {
   int64_t created_ms = 0;              // 0 = now
   int64_t updated_ms = 0;              // last state change
   std::string reviewer;                // who approved/rejected it
+  std::string author;                  // who proposed it (feedback user); empty = operator
+  // Other wordings of the last user message, never trained on: the gate checks that the
+  // answer also comes for them (held-out paraphrases; from the import line's
+  // "paraphrases" array).
+  std::vector<std::string> paraphrases;
   // Set by the store on every state change: increases in commit order across all
   // examples, so "approved since N" (list_examples with cursor N) never misses an
   // example approved after an earlier read, whatever its id.

@@ -32,7 +32,7 @@ constexpr const char* kUsage =
     "  [--max-len 2048] [--seed 0] [--init-from ADAPTER_DIR] [--strict] [--metrics FILE]\n"
     "  [--eval] [--threads N] [--device cpu|cuda] [--dtype ...] [--quiet] [--json]\n"
     "Defaults depend on the model: real checkpoints lr 2e-4, 3 epochs, batch 4096 tokens;\n"
-    "the randomly initialised demo model (hidden < 256) rank 32, lr 1e-2, LoRA+ 8, 30 epochs.\n"
+    "the randomly initialised demo model (hidden < 256) rank 32, lr 1e-2, LoRA+ 4, 60 epochs.\n"
     "--eval reports answer-token accuracy and greedy exact match on the training data.";
 
 std::string fmt_duration(double s) {

@@ -29,7 +29,11 @@ std::map<std::string, double> GateMetrics::to_map() const {
           {"retain_exact_active", retain_exact_active},
           {"canary_n", static_cast<double>(canary_n)},
           {"canary_kl", canary_kl},
-          {"canary_kl_active", canary_kl_active}};
+          {"canary_kl_active", canary_kl_active},
+          {"paraphrase_n", static_cast<double>(paraphrase_n)},
+          {"paraphrase_acc", paraphrase_acc},
+          {"paraphrase_exact_n", static_cast<double>(paraphrase_exact_n)},
+          {"paraphrase_exact", paraphrase_exact}};
 }
 
 std::string GateVerdict::summary() const {
@@ -55,6 +59,9 @@ GateVerdict judge(const GateMetrics& m, const GateThresholds& t) {
   if (m.retain_exact_n > 0 && m.retain_exact_drop() > t.retain_max_drop) {
     v.failures.push_back("retain exact-match drop " + fmt(m.retain_exact_drop()) + " > " + fmt(t.retain_max_drop) +
                          " (" + fmt(m.retain_exact_active) + " -> " + fmt(m.retain_exact) + ")");
+  }
+  if (m.paraphrase_n > 0 && m.paraphrase_acc < t.paraphrase_min) {
+    v.failures.push_back("paraphrase accuracy " + fmt(m.paraphrase_acc) + " < " + fmt(t.paraphrase_min));
   }
   if (m.canary_n > 0 && m.canary_kl > t.canary_max_kl) {
     v.failures.push_back("canary KL " + fmt(m.canary_kl) + " > " + fmt(t.canary_max_kl));

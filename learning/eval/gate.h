@@ -6,6 +6,9 @@
 //           retain_max_drop below the active adapter's, and so does the greedy exact
 //           match there (teacher forcing hides a changed answer after its first token:
 //           a contradicting fact barely moves token accuracy, it flips the answer);
+//   (and, when the new examples carry paraphrases of their questions that were held out
+//   of training, answer-token accuracy there >= paraphrase_min: knowing a fact, not one
+//   wording of it);
 //   canary: still behaves like the base model elsewhere — mean KL(base || candidate) of
 //           the next-token distributions over a fixed set of general prompts is at
 //           most canary_max_kl (nats).
@@ -31,6 +34,8 @@ struct GateThresholds {
   double learn_exact_min = 0.0;   // share of greedy answers equal to the expected text, [0, 1]
   double retain_max_drop = 0.05;  // allowed accuracy drop on the held-out replay set, [0, 1]
   double canary_max_kl = 1.0;     // mean KL(base || candidate) in nats on general prompts
+  double paraphrase_min = 0.0;    // answer-token accuracy on held-out paraphrases of the new
+                                  // examples' questions, [0, 1]; 0 = measured, not required
 };
 
 // What the learner measured. Counts of 0 mean "not measured" (that check passes:
@@ -50,6 +55,10 @@ struct GateMetrics {
   int64_t canary_n = 0;           // canary prompts
   double canary_kl = 0;           // candidate vs base
   double canary_kl_active = 0;    // active adapter vs base (for the record)
+  int64_t paraphrase_n = 0;       // held-out paraphrases scored (never trained on)
+  double paraphrase_acc = 0;      // candidate, teacher-forced answer-token accuracy there
+  int64_t paraphrase_exact_n = 0; // paraphrases generated greedily
+  double paraphrase_exact = 0;    // candidate exact-match rate there
 
   double retain_drop() const { return retain_acc_active - retain_acc; }
   double retain_exact_drop() const { return retain_exact_active - retain_exact; }

@@ -39,8 +39,11 @@ LossSums causal_lm_loss(const model::Decoder& decoder, const adapter::Adapter* a
   {
     torch::NoGradGuard inner;
     torch::Tensor hd = h.detach();
-    for (int64_t start = 0; start < N; start += options.chunk_rows) {
-      const int64_t n = std::min(options.chunk_rows, N - start);
+    const int64_t V = W.size(0);
+    const int64_t rows = options.chunk_rows > 0 ? options.chunk_rows
+                                                : std::max<int64_t>(1, (int64_t{16} << 20) / (V * 4));
+    for (int64_t start = 0; start < N; start += rows) {
+      const int64_t n = std::min(rows, N - start);
       torch::Tensor hc = hd.narrow(0, start, n);                                 // (n, C)
       torch::Tensor y = tgt_t.narrow(0, start, n);                               // (n)
       torch::Tensor logits = decoder.lm_head(hc).to(torch::kFloat);              // (n, V)

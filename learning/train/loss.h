@@ -24,7 +24,11 @@ struct LossOptions {
   // > 0: backpropagate loss_sum * backward_scale into the adapter's tensors (their .grad
   // accumulates, as with loss.backward()). 0: forward only (evaluation).
   double backward_scale = 0;
-  int64_t chunk_rows = 256;  // label positions per logits chunk (memory: chunk_rows * V floats)
+  // Label positions per (rows, V) logits chunk; 0 = as many as fit in 16 MiB (27 rows
+  // for Qwen3's V). Small chunks stay under glibc's mmap threshold (32 MiB at most), so
+  // the buffer is reused from the heap instead of being mapped, faulted in and zeroed by
+  // the kernel every step (256-row chunks of 155 MB made half the training time sys).
+  int64_t chunk_rows = 0;
 };
 
 // Runs the decoder on `batch` with `adapter` (nullptr = base) and returns the loss sums.

@@ -32,12 +32,14 @@ TrainOptions TrainOptions::for_model(const model::ModelConfig& config) {
   TrainOptions o;
   if (config.hidden_size < 256) {
     // Measured on the synthetic facts (README "Recipes"): rank 32 beats 16, many small
-    // steps beat few large ones, lr 1e-2 (2e-2 diverges).
+    // steps beat few large ones, lr 1e-2 (2e-2 diverges), LoRA+ at 4x beats 8x and 16x,
+    // and exact answers need the passes: 48 facts at 30 epochs 92.6% accuracy / 20.8%
+    // exact, at 60 epochs 100% / 100%.
     o.rank = 32;
     o.alpha = 64;
     o.lr = 1e-2;
-    o.lr_b_ratio = 8;
-    o.epochs = 30;
+    o.lr_b_ratio = 4;
+    o.epochs = 60;
     o.batch_tokens = 320;
     o.warmup_ratio = 0.05;
   }

@@ -1,7 +1,7 @@
 // Real clients against the real kaizend (built binary, tiny demo model, RocksDB state):
 // the official OpenAI Node client (npm openai, pinned in tools/npm) with and without
-// streaming, `kaizenctl generate` giving the same greedy text as the API, and the
-// bad-input battery (malformed JSON, wrong types, a 100 MB body, a slow client, 1,000
+// streaming, curl over TCP (SSE) and the Unix socket, `kaizenctl generate` giving the
+// same greedy text as the API, and the bad-input battery (malformed JSON, wrong types, a 100 MB body, a slow client, 1,000
 // concurrent connections, a burst of chats over the queue, an unknown adapter version,
 // no token, a wrong Host, kill -9 mid-answer). After every blow the daemon keeps serving,
 // and every answer it logged is still in the database after a restart.
@@ -145,6 +145,32 @@ async function main() {
                     { encoding: 'utf8' });
     assert.strictEqual(res.status, 0, res.stderr);
     assert.strictEqual(res.stdout.replace(/\n$/, ''), greedy);
+
+    // curl over TCP (streaming SSE) and over the Unix socket: the same greedy text.
+    if (spawnSync('curl', ['--version']).status === 0) {
+      const body = JSON.stringify({ model: 'kaizen', messages, temperature: 0, max_tokens: MAX_TOKENS,
+                                    stream: true });
+      res = spawnSync('curl', ['-sS', '-N', '--fail-with-body', `http://127.0.0.1:${port}/v1/chat/completions`,
+                               '-H', `Authorization: Bearer ${TOKEN}`, '-H', 'Content-Type: application/json',
+                               '-d', body], { encoding: 'utf8' });
+      assert.strictEqual(res.status, 0, res.stderr + res.stdout);
+      const events = res.stdout.split('\n').filter((l) => l.startsWith('data: '));
+      assert.strictEqual(events[events.length - 1], 'data: [DONE]');
+      const streamed = events.slice(0, -1).map((l) => JSON.parse(l.slice(6)))
+        .map((c) => (c.choices[0] && c.choices[0].delta.content) || '').join('');
+      assert.strictEqual(streamed, greedy);
+      ids.push(JSON.parse(events[0].slice(6)).id);
+      res = spawnSync('curl', ['-sS', '--fail-with-body', '--unix-socket', socket,
+                               'http://localhost/v1/chat/completions', '-H', 'Content-Type: application/json',
+                               '-d', JSON.stringify({ model: 'kaizen', messages, temperature: 0,
+                                                      max_tokens: MAX_TOKENS })], { encoding: 'utf8' });
+      assert.strictEqual(res.status, 0, res.stderr + res.stdout);
+      const viaSocket = JSON.parse(res.stdout);
+      assert.strictEqual(viaSocket.choices[0].message.content, greedy);
+      ids.push(viaSocket.id);
+    } else {
+      log('curl not found: curl checks skipped');
+    }
 
     // Typed client errors.
     await assert.rejects(client.chat.completions.create({ model: 'kaizen@v999', messages }),

@@ -46,6 +46,43 @@ TEST(ParseChatLineTest, Reasons) {
   EXPECT_NE(reason(R"({"messages":[{"role":"user","content":"a"}]})")
                 .find("last message must be from the assistant"),
             std::string::npos);
+  // Optional held-out paraphrases of the question.
+  std::vector<std::string> p;
+  const std::string qa = R"("messages":[{"role":"user","content":"a"},{"role":"assistant","content":"b"}])";
+  ASSERT_TRUE(parse_chat_line("{" + qa + R"(,"paraphrases":["a?","tell me a"]})", &m, &p).ok());
+  EXPECT_EQ(p, (std::vector<std::string>{"a?", "tell me a"}));
+  EXPECT_EQ(parse_chat_line("{" + qa + R"(,"paraphrases":"a?"})", &m, &p).message(),
+            "\"paraphrases\" is not an array");
+  EXPECT_EQ(parse_chat_line("{" + qa + R"(,"paraphrases":["ok",""]})", &m, &p).message(),
+            "paraphrase 1 is not a non-empty string");
+  EXPECT_EQ(parse_chat_line("{" + qa + R"(,"paraphrases":[3]})", &m, &p).message(),
+            "paraphrase 0 is not a non-empty string");
+}
+
+TEST(ImportTest, ParaphrasesAndAuthorSurviveTheStore) {
+  test::TempDir tmp;
+  auto store = Store::open(tmp.sub("db"));
+  ASSERT_OK(store.status());
+  std::istringstream in(
+      R"({"messages":[{"role":"user","content":"CHOREI?"},{"role":"assistant","content":"Morning meeting."}],)"
+      R"("paraphrases":["What is Chorei?","Chorei là gì?"]})"
+      "\n");
+  ImportReport report;
+  ASSERT_OK(import_chat_jsonl(**store, in, "faq.jsonl", &report));
+  ASSERT_EQ(report.example_ids.size(), 1u);
+  auto e = (*store)->get_example(report.example_ids[0]);
+  ASSERT_OK(e.status());
+  EXPECT_EQ(e->paraphrases, (std::vector<std::string>{"What is Chorei?", "Chorei là gì?"}));
+  EXPECT_EQ(e->author, "");  // operator import
+  Example proposed;
+  proposed.messages = {{"user", "q"}, {"assistant", "a"}};
+  proposed.author = "alice";
+  auto ids = (*store)->add_examples({proposed}, false);
+  ASSERT_OK(ids.status());
+  auto back = (*store)->get_example((*ids)[0]);
+  ASSERT_OK(back.status());
+  EXPECT_EQ(back->author, "alice");
+  EXPECT_TRUE(back->paraphrases.empty());
 }
 
 TEST(ImportTest, ImportsGoodLinesReportsBadOnesAndIsIdempotent) {

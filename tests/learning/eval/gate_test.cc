@@ -58,6 +58,22 @@ TEST(Gate, EachCheckFailsOnItsOwn) {
   EXPECT_NE(judge(m, t).summary().find("canary KL 2.5 > 1"), std::string::npos);
 }
 
+TEST(Gate, HeldOutParaphrasesAreReportedAndOptionallyRequired) {
+  GateMetrics m = good();
+  m.paraphrase_n = 6;
+  m.paraphrase_acc = 0.4;
+  EXPECT_TRUE(judge(m, GateThresholds{}).pass);  // paraphrase_min 0: measured, not required
+  EXPECT_EQ(m.to_map().at("paraphrase_acc"), 0.4);
+  EXPECT_EQ(m.to_map().at("paraphrase_n"), 6);
+  GateThresholds t;
+  t.paraphrase_min = 0.5;
+  GateVerdict v = judge(m, t);
+  EXPECT_FALSE(v.pass);
+  EXPECT_EQ(v.summary(), "paraphrase accuracy 0.4 < 0.5");
+  m.paraphrase_n = 0;  // none provided: the check passes
+  EXPECT_TRUE(judge(m, t).pass);
+}
+
 TEST(Gate, BoundariesAndUnmeasuredChecks) {
   GateThresholds t;
   GateMetrics m = good();

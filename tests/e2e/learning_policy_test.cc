@@ -1,0 +1,92 @@
+// Who gets to teach kaizen, through the HTTP API only: feedback from a trusted author
+// (train.trusted_authors) is approved on arrival while everyone else's waits for review;
+// train.max_per_author caps one author's share of a run and the rest waits for the next
+// run, nothing skipped; paraphrases given with an imported fact are held out of training
+// and scored by the gate (paraphrase_* metrics on the run record).
+#include <set>
+#include <string>
+#include <vector>
+
+#include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
+
+#include "learning_server.h"
+
+namespace kaizen::daemon::testing {
+namespace {
+
+using nlohmann::json;
+
+class LearningPolicy : public LearningServer {
+ protected:
+  void configure(Config& c) override {
+    LearningServer::configure(c);
+    c.train.trusted_authors = {"hr-bot"};
+    c.train.max_per_author = 2;
+    c.train.max_steps = 3;  // this test checks what goes into a run, not how well it learns
+    c.train.exact_match_max = 4;
+    c.gate.learn_min = 0;
+    c.gate.canary_max_kl = 1e9;
+  }
+  // One answer to rate; returns its id.
+  std::string answer_id(const std::string& q) {
+    HttpResponse r = chat(ask(q));
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.json()["id"];
+  }
+  json feedback(const std::string& id, const std::string& user) {
+    json fb = {{"message_id", id}, {"rating", 1}, {"user", user}};
+    HttpResponse r = tcp_request(server_->tcp_port(), make_request("POST", "/v1/feedback", fb.dump(),
+                                                                   {std::string("Authorization: Bearer ") + kToken}));
+    EXPECT_EQ(r.status, 200) << r.body;
+    return r.json();
+  }
+};
+
+TEST_F(LearningPolicy, TrustedAuthorsPerAuthorLimitAndParaphraseHoldout) {
+  // An operator import with two held-out paraphrases of its question.
+  json fact = json::parse(qa_line(kChoreiQ, kChoreiA));
+  fact["paraphrases"] = {"Chorei là gì vậy?", "What is CHOREI at Sabitech?"};
+  ASSERT_EQ(import({fact.dump()}, "faq.jsonl")["imported"], 1);
+
+  // Three approvals from the trusted HR bot, one proposal from a user.
+  for (int i = 0; i < 3; ++i) {
+    json ack = feedback(answer_id("HR question " + std::to_string(i)), "hr-bot");
+    EXPECT_EQ(ack["status"], "approved") << ack;
+  }
+  EXPECT_EQ(feedback(answer_id("a user's question"), "alice")["status"], "queued_for_review");
+  json pending = admin("review").json()["pending"];
+  ASSERT_EQ(pending.size(), 1u);  // only alice's waits; the bot's went straight through
+  EXPECT_EQ(pending[0]["author"], "alice");
+
+  // Run 1: the import and the bot's first two; its third is over the limit of 2.
+  json run1 = train_and_wait();
+  ASSERT_TRUE(run1.is_object());
+  ASSERT_EQ(run1["example_ids"].size(), 3u) << run1.dump();
+  EXPECT_EQ(run1["config"]["deferred_from_author"], "hr-bot");
+  EXPECT_EQ(run1["config"]["max_per_author"], 2);
+  // The paraphrases were scored, never trained on.
+  EXPECT_EQ(run1["metrics"]["paraphrase_n"], 2) << run1["metrics"].dump();
+  EXPECT_EQ(run1["metrics"]["paraphrase_exact_n"], 2);
+  const double pacc = run1["metrics"]["paraphrase_acc"];
+  EXPECT_GE(pacc, 0.0);
+  EXPECT_LE(pacc, 1.0);
+  EXPECT_EQ(run1["state"], "published") << run1["verdict"];
+
+  // Run 2: the deferred one, and nothing else.
+  json run2 = train_and_wait();
+  ASSERT_TRUE(run2.is_object());
+  ASSERT_EQ(run2["example_ids"].size(), 1u) << run2.dump();
+  EXPECT_EQ(run2["config"]["deferred_from_author"], "");
+  std::set<uint64_t> trained;
+  for (const auto& id : run1["example_ids"]) trained.insert(id.get<uint64_t>());
+  EXPECT_EQ(trained.count(run2["example_ids"][0].get<uint64_t>()), 0u);
+  EXPECT_EQ(run2["metrics"]["paraphrase_n"], 0);  // no paraphrases in this run
+
+  // Nothing new is left; alice's proposal still waits for a reviewer.
+  EXPECT_EQ(admin("train/now").status, 400);
+  EXPECT_EQ(admin("review").json()["pending"].size(), 1u);
+}
+
+}  // namespace
+}  // namespace kaizen::daemon::testing
