@@ -4,7 +4,7 @@
 // prints a table + ratios.
 //
 //   decode_bench [--threads 2] [--prefill 512] [--decode 64] [--layers 28] [--keep DIR]
-//                [--profile TRACE.json]
+//                [--profile TRACE.json] [--mmap 1 (weights alias the file)]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -74,7 +74,9 @@ int main(int argc, char** argv) {
     kaizen::model::save_decoder(*kaizen::model::make_random_decoder(s), dir);
   }
 
-  auto d = kaizen::model::load_decoder(dir, {"cpu", "float32"});
+  kaizen::model::LoadOptions lo{"cpu", "float32"};
+  lo.mmap_weights = arg(argc, argv, "mmap", "0") == "1";  // --mmap 1: alias the file instead
+  auto d = kaizen::model::load_decoder(dir, lo);
   auto ids = torch::randint(0, s.vocab_size, {1, prefill}, torch::kInt64);
   c10::InferenceMode guard;
   {  // warm-up: one full-size pass, so the timed one runs in steady state (allocator
@@ -134,7 +136,8 @@ int main(int argc, char** argv) {
   }
   std::printf("Qwen3-0.6B shape (%lld layers), fp32, %d threads, prefill %lld, decode %lld\n",
               (long long)layers, threads, (long long)prefill, (long long)decode);
-  std::printf("kaizen compute threads: %s\n", compute.describe().c_str());
+  std::printf("kaizen compute threads: %s; weights %s\n", compute.describe().c_str(),
+              lo.mmap_weights ? "memory-mapped file" : "huge-page arena");
   std::printf("%-34s %12s %12s %16s\n", "", "prefill t/s", "decode t/s", "kaizen/peer p,d");
   std::printf("%-34s %12.1f %12.2f\n", "kaizen (C++)", cpp_prefill, cpp_decode);
   for (const auto& p : peers) {

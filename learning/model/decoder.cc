@@ -236,8 +236,9 @@ Tensor Decoder::attend(const Tensor& q, const Tensor& k_all, const Tensor& v_all
                    .view({B * Hkv, rep * tc, lk});
       scores.baddbmm_(qg, kt, /*beta=*/1, /*alpha=*/scale);
     } else {
-      scores = torch::baddbmm(torch::empty({B * Hkv, rep * tc, lk}, q.options()), qg, kt, /*beta=*/0,
-                              /*alpha=*/scale);
+      // Not baddbmm over torch::empty with beta = 0: libtorch 1.13's small-matrix CPU
+      // kernel computes beta * C, and 0 * NaN garbage is NaN (seen as flaky logits).
+      scores = torch::bmm(qg, kt).mul_(scale);
     }
     Tensor probs = in_place ? at::_softmax_out(scores, scores, -1, false)
                             : torch::softmax(scores, -1, torch::kFloat).to(q.scalar_type());

@@ -1,5 +1,8 @@
 #include "learning/model/loader.h"
 
+#include <sys/mman.h>
+
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <set>
@@ -13,6 +16,45 @@
 namespace kaizen::model {
 
 namespace fs = std::filesystem;
+
+namespace {
+
+// One anonymous mapping for all CPU weights, 2 MiB aligned and advised for transparent
+// huge pages; tensors are views into it and keep it alive.
+class WeightArena {
+ public:
+  explicit WeightArena(size_t bytes) : size_(bytes + kHuge) {
+    void* p = mmap(nullptr, size_, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED) throw ModelLoadError("cannot map " + std::to_string(bytes) + " bytes for the weights");
+    base_ = static_cast<uint8_t*>(p);
+    next_ = reinterpret_cast<uint8_t*>((reinterpret_cast<uintptr_t>(base_) + kHuge - 1) & ~(kHuge - 1));
+#ifdef MADV_HUGEPAGE
+    madvise(next_, bytes, MADV_HUGEPAGE);  // a hint: without THP it is 4 KiB pages, still correct
+#endif
+  }
+  ~WeightArena() { munmap(base_, size_); }
+  WeightArena(const WeightArena&) = delete;
+  WeightArena& operator=(const WeightArena&) = delete;
+
+  static size_t padded(size_t n) { return (n + 63) & ~size_t{63}; }
+  // A copy of `src` (CPU, contiguous) inside the arena; the tensor holds `self`.
+  static torch::Tensor copy(const std::shared_ptr<WeightArena>& self, const torch::Tensor& src) {
+    const size_t n = src.numel() * src.element_size();
+    uint8_t* dst = self->next_;
+    self->next_ += padded(n);
+    std::memcpy(dst, src.data_ptr(), n);
+    std::shared_ptr<WeightArena> keep = self;
+    return torch::from_blob(dst, src.sizes(), [keep](void*) mutable { keep.reset(); }, src.options());
+  }
+
+ private:
+  static constexpr size_t kHuge = size_t{2} << 20;
+  size_t size_;
+  uint8_t* base_ = nullptr;
+  uint8_t* next_ = nullptr;
+};
+
+}  // namespace
 
 torch::Device parse_device(const std::string& spec) {
   if (spec.empty() || spec == "auto") {
@@ -71,6 +113,16 @@ std::shared_ptr<Decoder> load_decoder(const std::string& model_dir, const LoadOp
     }
   }();
   auto decoder = std::make_shared<Decoder>(config, dopts);
+  std::shared_ptr<WeightArena> arena;
+  if (!options.mmap_weights && dopts.device.is_cpu()) {
+    size_t bytes = 0;
+    for (const auto& [name, shape] : decoder->parameter_shapes()) {
+      int64_t n = 1;
+      for (int64_t d : shape) n *= d;
+      bytes += WeightArena::padded(static_cast<size_t>(n) * c10::elementSize(dopts.dtype));
+    }
+    arena = std::make_shared<WeightArena>(bytes);
+  }
   std::set<std::string> consumed;
   for (const auto& [name, shape] : decoder->parameter_shapes()) {
     if (!ckpt.contains(name)) {
@@ -91,6 +143,9 @@ std::shared_ptr<Decoder> load_decoder(const std::string& model_dir, const LoadOp
     }
     if (!t.is_floating_point()) {
       throw ModelLoadError(model_dir + ": weight '" + name + "' has non-float dtype " + info.dtype);
+    }
+    if (arena && t.scalar_type() == dopts.dtype && t.is_contiguous()) {
+      t = WeightArena::copy(arena, t);  // else set_weight converts into fresh memory anyway
     }
     decoder->set_weight(name, t);
     consumed.insert(name);

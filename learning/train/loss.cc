@@ -40,13 +40,26 @@ LossSums causal_lm_loss(const model::Decoder& decoder, const adapter::Adapter* a
     torch::NoGradGuard inner;
     torch::Tensor hd = h.detach();
     const int64_t V = W.size(0);
-    const int64_t rows = options.chunk_rows > 0 ? options.chunk_rows
-                                                : std::max<int64_t>(1, (int64_t{16} << 20) / (V * 4));
+    const int64_t rows = std::min<int64_t>(options.chunk_rows > 0 ? options.chunk_rows : 256, N);
+    // fp32 logits go into one buffer per thread, reused across chunks and calls: a fresh
+    // (256, V) tensor per chunk is far above glibc's mmap threshold, so the kernel
+    // would map, fault in and zero 155 MB (Qwen3) every time.
+    const bool reuse = W.scalar_type() == torch::kFloat;
+    thread_local torch::Tensor buffer;
+    if (reuse && (!buffer.defined() || buffer.device() != W.device() || buffer.numel() < rows * V)) {
+      buffer = torch::empty({rows * V}, W.options());
+    }
     for (int64_t start = 0; start < N; start += rows) {
       const int64_t n = std::min(rows, N - start);
       torch::Tensor hc = hd.narrow(0, start, n);                                 // (n, C)
       torch::Tensor y = tgt_t.narrow(0, start, n);                               // (n)
-      torch::Tensor logits = decoder.lm_head(hc).to(torch::kFloat);              // (n, V)
+      torch::Tensor logits;  // (n, V)
+      if (reuse) {
+        logits = buffer.narrow(0, 0, n * V).view({n, V});
+        at::mm_out(logits, hc, W.t());
+      } else {
+        logits = decoder.lm_head(hc).to(torch::kFloat);
+      }
       torch::Tensor lse = torch::logsumexp(logits, -1, /*keepdim=*/true);        // (n, 1)
       torch::Tensor picked = logits.gather(1, y.unsqueeze(1));                   // (n, 1)
       loss_acc += (lse - picked).sum().to(torch::kDouble);

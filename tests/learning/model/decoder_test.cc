@@ -173,6 +173,32 @@ TEST(Decoder, LongPromptsAcrossAttentionChunksMatchTheReference) {
   }
 }
 
+// CPU weights are copied into one huge-page arena by default (decode speed) or alias the
+// memory-mapped file on request; both give the same model.
+TEST(Decoder, WeightArenaAndMmapLoadTheSameModel) {
+  TempDir tmp;
+  TinyModelSpec spec;
+  spec.seed = 21;
+  save_decoder(*make_random_decoder(spec), tmp / "m");
+  LoadOptions mapped{"cpu", "float32"};
+  mapped.mmap_weights = true;
+  auto a = load_decoder(tmp / "m", LoadOptions{"cpu", "float32"});
+  auto b = load_decoder(tmp / "m", mapped);
+  const std::vector<int64_t> ids = {1, 2, 3, 4, 5};
+  EXPECT_TRUE(torch::equal(cpp_logits(*a, ids), cpp_logits(*b, ids)));
+  // The arena: every weight 64-byte aligned, laid out back to back in load order.
+  const auto weights = a->named_weights();
+  const uint8_t* prev_end = nullptr;
+  for (const auto& [name, w] : weights) {
+    const auto* p = static_cast<const uint8_t*>(w.data_ptr());
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(p) % 64, 0u) << name;
+    if (prev_end) {
+      EXPECT_EQ(p, prev_end) << name;
+    }
+    prev_end = p + ((w.nbytes() + 63) / 64) * 64;
+  }
+}
+
 TEST(Decoder, OurTinyModelLoadsInTheReference) {
   KAIZEN_REQUIRE_REF();
   TempDir tmp;
