@@ -36,6 +36,7 @@ bool Engine::submit(std::shared_ptr<EngineJob> job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     if (stopping_ || queue_.size() >= options_.max_queue) return false;
+    job->submitted = std::chrono::steady_clock::now();
     queue_.push_back(std::move(job));
   }
   cv_.notify_one();
@@ -55,6 +56,15 @@ size_t Engine::active() const {
 EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lock(mu_);
   return stats_;
+}
+
+std::vector<double> Engine::latencies_since(std::chrono::steady_clock::time_point since) const {
+  std::lock_guard<std::mutex> lock(mu_);
+  std::vector<double> out;
+  for (const auto& l : latencies_) {
+    if (l.finished >= since) out.push_back(l.ms);
+  }
+  return out;
 }
 
 void Engine::drop_prefixes(const std::string& adapter_key) {
@@ -111,6 +121,9 @@ bool Engine::step(Active& a) {
     {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.jobs_done++;
+      const auto now = std::chrono::steady_clock::now();
+      latencies_.push_back({now, std::chrono::duration<double, std::milli>(now - a.job->submitted).count()});
+      if (latencies_.size() > kLatencyWindow) latencies_.pop_front();
       stats_.tokens_generated += r.ids.size();
       stats_.prompt_tokens += static_cast<uint64_t>(r.prompt_tokens);
     }

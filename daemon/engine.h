@@ -11,6 +11,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <cstdint>
+#include <chrono>
 #include <deque>
 #include <functional>
 #include <list>
@@ -47,6 +48,13 @@ struct EngineJob {
   std::function<void(const generate::GenerateResult& result)> on_done;
   std::function<void(const std::string& message)> on_error;
   std::atomic<bool> cancelled{false};  // set from any thread; honoured before the next step
+  std::chrono::steady_clock::time_point submitted{};  // set by Engine::submit
+};
+
+// One finished chat: when it finished and how long it took from submit.
+struct JobLatency {
+  std::chrono::steady_clock::time_point finished;
+  double ms = 0;
 };
 
 struct EngineStats {
@@ -73,6 +81,10 @@ class Engine {
   size_t active() const;   // being decoded
   bool busy() const { return waiting() + active() > 0; }
   EngineStats stats() const;
+  // Latencies (submit -> last token) of the chats finished at or after `since`, from the
+  // last kLatencyWindow finished chats (the learner reports chat p50/p99 during a run).
+  std::vector<double> latencies_since(std::chrono::steady_clock::time_point since) const;
+  static constexpr size_t kLatencyWindow = 4096;
   // Forgets cached prefixes computed with `adapter_key` (after a swap/rollback).
   void drop_prefixes(const std::string& adapter_key);
   const generate::ChatModel& model() const { return *model_; }
@@ -103,6 +115,7 @@ class Engine {
   bool stopping_ = false;
   size_t active_count_ = 0;
   EngineStats stats_;
+  std::deque<JobLatency> latencies_;
 
   std::list<Prefix> prefixes_;  // engine thread only; front = most recently used
   std::thread thread_;

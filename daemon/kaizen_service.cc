@@ -307,7 +307,8 @@ class KaizenService : public Service {
     if (!stored.ok()) return from_status(stored.status());
     FeedbackAck ack;
     ack.feedback_id = std::to_string(stored->id);
-    ack.status = !example ? "recorded"
+    ack.status = !example                                              ? "recorded"
+                 : stored->duplicate                                   ? "duplicate"  // linked to the existing example
                  : example->state == storage::ExampleState::kApproved ? "approved"
                                                                        : "queued_for_review";
     return ack;

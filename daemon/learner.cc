@@ -295,6 +295,7 @@ void Learner::execute(Plan plan) {
   storage::Run run = *got;
   const auto& t = options_.train;
   const model::Decoder& decoder = *model_->decoder;
+  const auto run_t0 = Clock::now();
   const ActiveAdapter active = registry_.active();
   auto phase_t0 = Clock::now();
   auto finish = [&](storage::RunState state, const std::string& verdict) {
@@ -409,6 +410,18 @@ void Learner::execute(Plan plan) {
     run.metrics["train_seconds"] = tr.seconds;
     run.metrics["train_yield_seconds"] = yielded_s;
     run.metrics["train_tokens_per_s"] = tr.tokens_per_s;
+    {  // Serving goes first: what chats finished while this run trained saw.
+      std::vector<double> lat = engine_.latencies_since(run_t0);
+      run.metrics["chat_during_train_n"] = static_cast<double>(lat.size());
+      if (!lat.empty()) {
+        std::sort(lat.begin(), lat.end());
+        auto pct = [&](double p) { return lat[std::min(lat.size() - 1, static_cast<size_t>(p * (lat.size() - 1) + 0.5))]; };
+        run.metrics["chat_during_train_p50_ms"] = pct(0.5);
+        run.metrics["chat_during_train_p99_ms"] = pct(0.99);
+        spdlog::info("event=chat_during_train run={} chats={} p50_ms={:.0f} p99_ms={:.0f}", run.id, lat.size(),
+                     pct(0.5), pct(0.99));
+      }
+    }
     run.metrics["examples_new"] = static_cast<double>(fresh.size());
     run.metrics["examples_replay"] = static_cast<double>(replay.size());
     run.metrics["examples_holdout"] = static_cast<double>(holdout.size());

@@ -90,6 +90,9 @@ struct Feedback {
   int64_t created_ms = 0;  // 0 = now
   ReviewState review = ReviewState::kPending;
   uint64_t example_id = 0;  // the correction example written with it; 0 = none
+  // Set by Store::add_feedback, not stored: the proposal equalled an existing example,
+  // so example_id points at that one and no new example was written.
+  bool duplicate = false;
 };
 
 struct Example {

@@ -83,6 +83,20 @@ Result<Feedback> Store::add_feedback(Feedback f, std::optional<Example> correcti
   if (f.created_ms == 0) f.created_ms = now_ms();
   rocksdb::WriteBatch batch;
   if (correction) {
+    // Duplicate proposals collapse: the same conversation proposed twice (two users
+    // upvoting one answer) is one example; the feedback links to it.
+    std::string existing;
+    rocksdb::Status hs = h_->db->Get(rocksdb::ReadOptions(), h_->cf[kCfExamples],
+                                     keys::example_hash(content_hash(correction->messages)), &existing);
+    if (hs.ok()) {
+      f.example_id = keys::get_u64(existing).value_or(0);
+      f.duplicate = true;
+      correction.reset();
+    } else if (!hs.IsNotFound()) {
+      return from_rocksdb(hs, "read example hash index");
+    }
+  }
+  if (correction) {
     auto eid = next_id(kIdExample);
     if (!eid.ok()) return eid.status();
     Example& e = *correction;

@@ -131,6 +131,11 @@ TEST_F(LearningLoop, LearnsServesSwapsRollsBackAndRejectsPoison) {
   ASSERT_TRUE(run2.is_object());
   std::printf("run 2: %s (chats during training: %d)\n", run2["metrics"].dump().c_str(), chats.load());
   ASSERT_EQ(run2["state"], "published") << run2.dump(1);
+  // The learner's own record of what chats saw while it trained.
+  EXPECT_GE(run2["metrics"]["chat_during_train_n"].get<double>(), 1.0);
+  EXPECT_GT(run2["metrics"]["chat_during_train_p99_ms"].get<double>(), 0.0);
+  EXPECT_GE(run2["metrics"]["chat_during_train_p99_ms"].get<double>(),
+            run2["metrics"]["chat_during_train_p50_ms"].get<double>());
   const uint64_t v2 = run2["adapter_version"];
   EXPECT_EQ(failed.load(), 0);
   EXPECT_GT(chats.load(), 0);

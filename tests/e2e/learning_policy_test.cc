@@ -2,7 +2,8 @@
 // (train.trusted_authors) is approved on arrival while everyone else's waits for review;
 // train.max_per_author caps one author's share of a run and the rest waits for the next
 // run, nothing skipped; paraphrases given with an imported fact are held out of training
-// and scored by the gate (paraphrase_* metrics on the run record).
+// and scored by the gate (paraphrase_* metrics on the run record); the same proposal
+// from two users is one example.
 #include <set>
 #include <string>
 #include <vector>
@@ -54,7 +55,9 @@ TEST_F(LearningPolicy, TrustedAuthorsPerAuthorLimitAndParaphraseHoldout) {
     json ack = feedback(answer_id("HR question " + std::to_string(i)), "hr-bot");
     EXPECT_EQ(ack["status"], "approved") << ack;
   }
-  EXPECT_EQ(feedback(answer_id("a user's question"), "alice")["status"], "queued_for_review");
+  const std::string alices = answer_id("a user's question");
+  EXPECT_EQ(feedback(alices, "alice")["status"], "queued_for_review");
+  EXPECT_EQ(feedback(alices, "bob")["status"], "duplicate");  // same proposal: collapses
   json pending = admin("review").json()["pending"];
   ASSERT_EQ(pending.size(), 1u);  // only alice's waits; the bot's went straight through
   EXPECT_EQ(pending[0]["author"], "alice");
@@ -72,6 +75,7 @@ TEST_F(LearningPolicy, TrustedAuthorsPerAuthorLimitAndParaphraseHoldout) {
   EXPECT_GE(pacc, 0.0);
   EXPECT_LE(pacc, 1.0);
   EXPECT_EQ(run1["state"], "published") << run1["verdict"];
+  EXPECT_EQ(run1["metrics"]["chat_during_train_n"], 0);  // nobody chatted during this run
 
   // Run 2: the deferred one, and nothing else.
   json run2 = train_and_wait();
