@@ -23,7 +23,8 @@ namespace kaizen::train {
 namespace {
 
 // min_accuracy / min_exact: the targets are 0.95 / 0.90.
-void learn_facts(size_t count, double min_accuracy, double min_exact) {
+// epochs: 0 = the recipe's (60); all 216 facts need 120 passes for exact answers.
+void learn_facts(size_t count, double min_accuracy, double min_exact, int64_t epochs = 0) {
   model::set_compute_threads(2);
   auto tok = text::Tokenizer::from_model_dir(testing::tokenizer_dir());
   auto tpl = text::ChatTemplate::of_kind(text::TemplateKind::kQwen3);
@@ -33,6 +34,7 @@ void learn_facts(size_t count, double min_accuracy, double min_exact) {
   if (count < ds.examples.size()) ds.examples.resize(count);
   std::shared_ptr<const model::Decoder> d = model::make_random_decoder(model::TinyModelSpec{});
   TrainOptions o = TrainOptions::for_model(d->config());
+  if (epochs > 0) o.epochs = epochs;
   Trainer trainer(d, o);
   TrainResult r = trainer.train(ds.examples);
   auto acc = eval::answer_token_accuracy(*d, r.adapter.get(), ds.examples);
@@ -56,7 +58,8 @@ void learn_facts(size_t count, double min_accuracy, double min_exact) {
 
 TEST(Learning, TinyQwen3LearnsCompanyFacts) { learn_facts(48, 0.95, 0.90); }
 
-TEST(Learning, DISABLED_AllFacts) { learn_facts(100000, 0.95, 0.90); }
+// Measured: 99.5% accuracy, 91.7% exact in 8.5 min on 2 cores (60 epochs: 95.6% / 43.1%).
+TEST(Learning, DISABLED_AllFacts) { learn_facts(100000, 0.95, 0.90, 120); }
 
 }  // namespace
 }  // namespace kaizen::train
