@@ -81,6 +81,9 @@ struct Config {
   std::string api_key_file;                          // file holding the bearer token
   std::string device;                                // cpu | cuda | cuda:N; empty = auto
   int64_t threads = 0;                               // tensor threads; 0 = all cores
+  // CPU weights alias the memory-mapped model file (shared page cache, no copy) instead
+  // of a private huge-page copy (faster decode; see learning/model/loader.h).
+  bool mmap_weights = false;
 
   // HTTP process.
   int64_t io_threads = 2;                  // Asio threads: parse, validate, write only

@@ -540,6 +540,7 @@ Result<std::unique_ptr<Service>> make_kaizen_service(const Config& config, const
     if (progress.extend_timeout) progress.extend_timeout(std::chrono::seconds(120));
     model::LoadOptions lo;
     lo.device = config.device.empty() ? "auto" : config.device;
+    lo.mmap_weights = config.mmap_weights;
     model = std::make_shared<const generate::ChatModel>(generate::ChatModel::load(config.model, lo));
   } catch (const std::exception& e) {
     return Error::Internal(std::string("cannot load the model: ") + e.what());

@@ -67,6 +67,25 @@ TEST(ConfigTest, FileThenFlagsPrecedence) {
   EXPECT_EQ(c.socket, "");                           // empty flag value = off
 }
 
+TEST(ConfigTest, LearningPolicyAndWeightKeys) {
+  std::string path = temp_file("mmap_weights = true\n[train]\ntrusted_authors = hr-bot, ops\nmax_per_author = 20\n"
+                               "[gate]\nparaphrase_min = 0.8\n");
+  Config c;
+  ASSERT_FALSE(c.mmap_weights);  // default: the huge-page copy
+  auto errors = load_config(source(path, {}), &c);
+  ASSERT_TRUE(errors.empty()) << all(errors);
+  EXPECT_TRUE(c.mmap_weights);
+  EXPECT_EQ(c.train.trusted_authors, (std::vector<std::string>{"hr-bot", "ops"}));
+  EXPECT_EQ(c.train.max_per_author, 20);
+  EXPECT_DOUBLE_EQ(c.gate.paraphrase_min, 0.8);
+  Config bad;
+  std::string text = all(load_config(
+      source(path, {"--mmap_weights=maybe", "--train.max_per_author=-2", "--gate.paraphrase_min=2"}), &bad));
+  EXPECT_NE(text.find("mmap_weights: 'maybe'"), std::string::npos) << text;
+  EXPECT_NE(text.find("train.max_per_author: '-2' is out of range"), std::string::npos) << text;
+  EXPECT_NE(text.find("gate.paraphrase_min: '2' is out of range"), std::string::npos) << text;
+}
+
 TEST(ConfigTest, EveryBadKeyIsReportedByName) {
   std::string path = temp_file(
       "bogus_key = 1\nio_threads = many\nlisten = localhost\nsocket_mode = 999\n"
