@@ -11,6 +11,7 @@
 
 #include <torch/torch.h>
 
+#include "bench/bench_args.h"
 #include "learning/adapter/merge.h"
 #include "learning/adapter/peft.h"
 #include "learning/model/threads.h"
@@ -20,12 +21,8 @@ using namespace kaizen;
 
 namespace {
 
-std::string arg(int argc, char** argv, const std::string& name, const std::string& def) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (argv[i] == "--" + name) return argv[i + 1];
-  }
-  return def;
-}
+using kaizen::bench::arg;
+
 
 // Decode tokens/s after a prefill, greedy, one row (the generation loop's access pattern).
 double decode_tps(const model::Decoder& d, const adapter::Adapter* a, int64_t prefill, int64_t decode) {
@@ -50,15 +47,7 @@ int main(int argc, char** argv) try {
   const int rounds = std::stoi(arg(argc, argv, "rounds", "2"));
   const int64_t rank = std::stoll(arg(argc, argv, "rank", "16"));
   model::set_compute_threads(std::stoi(arg(argc, argv, "threads", "2")));
-  model::TinyModelSpec s;
-  s.hidden_size = 1024;
-  s.intermediate_size = 3072;
-  s.num_layers = layers;
-  s.num_heads = 16;
-  s.num_kv_heads = 8;
-  s.head_dim = 128;
-  s.tie_word_embeddings = true;
-  s.embed_std = s.layer_std = 0.02;
+  model::TinyModelSpec s = model::qwen3_0_6b_shape(layers);
   auto base = model::make_random_decoder(s);
   auto lora = adapter::make_peft_init_adapter(base->config(), rank, 2.0 * rank, false, adapter::parse_targets("all"), 1);
   {

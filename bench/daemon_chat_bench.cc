@@ -25,11 +25,14 @@
 #include "daemon/kaizen_service.h"
 #include "daemon/server.h"
 #include "http_client.h"
+#include "bench/bench_args.h"
 #include "learning/generate/chat_model.h"
 #include "learning/generate/generator.h"
 #include "learning/model/tiny.h"
 
 namespace {
+
+using kaizen::bench::arg;
 
 using Clock = std::chrono::steady_clock;
 using nlohmann::json;
@@ -38,12 +41,6 @@ using namespace kaizen::daemon::testing;
 
 double ms(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double, std::milli>(b - a).count();
-}
-std::string arg(int argc, char** argv, const std::string& name, const std::string& def) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (argv[i] == "--" + name) return argv[i + 1];
-  }
-  return def;
 }
 double pct(std::vector<double> v, double p) {
   if (v.empty()) return 0;

@@ -18,21 +18,18 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 #include <torch/torch.h>
 
+#include "bench/bench_args.h"
 #include "learning/model/loader.h"
 #include "learning/model/threads.h"
 #include "learning/model/tiny.h"
 
 namespace {
 
+using kaizen::bench::arg;
+
 using Clock = std::chrono::steady_clock;
 double secs(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
-std::string arg(int argc, char** argv, const std::string& name, const std::string& def) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (argv[i] == "--" + name) return argv[i + 1];
-  }
-  return def;
-}
 
 std::string run(const std::string& cmd) {
   std::string out;
@@ -57,15 +54,7 @@ int main(int argc, char** argv) {
   const auto compute = kaizen::model::set_compute_threads(threads);
 
   // Qwen3-0.6B's shape (REFERENCE.md).
-  kaizen::model::TinyModelSpec s;
-  s.hidden_size = 1024;
-  s.intermediate_size = 3072;
-  s.num_layers = layers;
-  s.num_heads = 16;
-  s.num_kv_heads = 8;
-  s.head_dim = 128;
-  s.tie_word_embeddings = true;
-  s.embed_std = s.layer_std = 0.02;
+  kaizen::model::TinyModelSpec s = kaizen::model::qwen3_0_6b_shape(layers);
   std::string dir = arg(argc, argv, "keep", "");
   const bool temp = dir.empty();
   if (temp) dir = (fs::temp_directory_path() / ("kaizen-decode-bench-" + std::to_string(getpid()))).string();

@@ -19,6 +19,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "bench/bench_args.h"
 #include "learning/model/loader.h"
 #include "learning/model/threads.h"
 #include "learning/model/tiny.h"
@@ -31,12 +32,8 @@ using namespace kaizen;
 
 namespace {
 
-std::string arg(int argc, char** argv, const std::string& name, const std::string& def) {
-  for (int i = 1; i + 1 < argc; ++i) {
-    if (argv[i] == "--" + name) return argv[i + 1];
-  }
-  return def;
-}
+using kaizen::bench::arg;
+
 bool flag(int argc, char** argv, const std::string& name) {
   for (int i = 1; i < argc; ++i) {
     if (argv[i] == "--" + name) return true;
@@ -127,15 +124,7 @@ int main(int argc, char** argv) try {
   const bool keep = !dir.empty();
   if (dir.empty()) dir = (fs::temp_directory_path() / ("kaizen-train-bench-" + std::to_string(getpid()))).string();
   if (!fs::exists(fs::path(dir) / "model.safetensors")) {
-    model::TinyModelSpec s;  // Qwen3-0.6B's shape (REFERENCE.md)
-    s.hidden_size = 1024;
-    s.intermediate_size = 3072;
-    s.num_layers = std::stoll(layers);
-    s.num_heads = 16;
-    s.num_kv_heads = 8;
-    s.head_dim = 128;
-    s.tie_word_embeddings = true;
-    s.embed_std = s.layer_std = 0.02;
+    model::TinyModelSpec s = model::qwen3_0_6b_shape(std::stoll(layers));
     model::save_decoder(*model::make_random_decoder(s), dir);
   }
   const std::string common = " --batch-tokens " + batch_tokens + " --seq-len " + seq_len + " --steps " + steps +

@@ -447,12 +447,16 @@ void Learner::execute(Plan plan) {
     m.learn_n = static_cast<int64_t>(fresh.size());
     m.learn_acc = learn_c.accuracy();
     m.learn_acc_active = learn_a.accuracy();
-    if (t.exact_match_max > 0) {
-      std::vector<train::Example> subset(fresh.begin(),
-                                         fresh.begin() + std::min<size_t>(fresh.size(), static_cast<size_t>(t.exact_match_max)));
+    // Greedy exact match on the first train.exact_match_max examples of a set.
+    auto exact_on = [&](const std::vector<train::Example>& set, const adapter::Adapter* a) {
+      std::vector<train::Example> subset(
+          set.begin(), set.begin() + std::min<size_t>(set.size(), static_cast<size_t>(t.exact_match_max)));
       eval::ExactMatchOptions eo;
       eo.eos_token_ids = model_->eos_token_ids;
-      auto em = eval::greedy_exact_match(decoder, model_->tokenizer, *model_->chat_template, cand, subset, eo);
+      return eval::greedy_exact_match(decoder, model_->tokenizer, *model_->chat_template, a, subset, eo);
+    };
+    if (t.exact_match_max > 0) {
+      auto em = exact_on(fresh, cand);
       m.learn_exact_n = em.total;
       m.learn_exact = em.rate();
     }
@@ -461,12 +465,8 @@ void Learner::execute(Plan plan) {
       m.retain_acc = eval::answer_token_accuracy(decoder, cand, holdout, o.batch_tokens).accuracy();
       m.retain_acc_active = eval::answer_token_accuracy(decoder, act, holdout, o.batch_tokens).accuracy();
       if (t.exact_match_max > 0) {
-        std::vector<train::Example> subset(
-            holdout.begin(), holdout.begin() + std::min<size_t>(holdout.size(), static_cast<size_t>(t.exact_match_max)));
-        eval::ExactMatchOptions eo;
-        eo.eos_token_ids = model_->eos_token_ids;
-        auto ec = eval::greedy_exact_match(decoder, model_->tokenizer, *model_->chat_template, cand, subset, eo);
-        auto ea = eval::greedy_exact_match(decoder, model_->tokenizer, *model_->chat_template, act, subset, eo);
+        auto ec = exact_on(holdout, cand);
+        auto ea = exact_on(holdout, act);
         m.retain_exact_n = ec.total;
         m.retain_exact = ec.rate();
         m.retain_exact_active = ea.rate();
@@ -476,12 +476,7 @@ void Learner::execute(Plan plan) {
       m.paraphrase_n = static_cast<int64_t>(paraphrased.size());
       m.paraphrase_acc = eval::answer_token_accuracy(decoder, cand, paraphrased, o.batch_tokens).accuracy();
       if (t.exact_match_max > 0) {
-        std::vector<train::Example> subset(
-            paraphrased.begin(),
-            paraphrased.begin() + std::min<size_t>(paraphrased.size(), static_cast<size_t>(t.exact_match_max)));
-        eval::ExactMatchOptions eo;
-        eo.eos_token_ids = model_->eos_token_ids;
-        auto ep = eval::greedy_exact_match(decoder, model_->tokenizer, *model_->chat_template, cand, subset, eo);
+        auto ep = exact_on(paraphrased, cand);
         m.paraphrase_exact_n = ep.total;
         m.paraphrase_exact = ep.rate();
       }

@@ -13,6 +13,19 @@ namespace kaizen::model {
 
 namespace fs = std::filesystem;
 
+TinyModelSpec qwen3_0_6b_shape(int64_t layers) {
+  TinyModelSpec s;
+  s.hidden_size = 1024;
+  s.intermediate_size = 3072;
+  s.num_layers = layers;
+  s.num_heads = 16;
+  s.num_kv_heads = 8;
+  s.head_dim = 128;
+  s.tie_word_embeddings = true;
+  s.embed_std = s.layer_std = 0.02;
+  return s;
+}
+
 ModelConfig tiny_config(const TinyModelSpec& s) {
   ModelConfig c;
   c.arch = s.arch;

@@ -29,6 +29,11 @@ struct TinyModelSpec {
   uint64_t seed = 0;
 };
 
+// Qwen3-0.6B's shape (REFERENCE.md: hidden 1024, intermediate 3072, 16 heads, 8 kv
+// heads, head_dim 128, tied embeddings) with `layers` layers and std-0.02 weights: what
+// the benchmarks time.
+TinyModelSpec qwen3_0_6b_shape(int64_t layers = 28);
+
 ModelConfig tiny_config(const TinyModelSpec& spec);
 // A decoder with random weights drawn from spec.seed; norms are ones.
 std::shared_ptr<Decoder> make_random_decoder(const TinyModelSpec& spec);
