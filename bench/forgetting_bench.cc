@@ -1,8 +1,10 @@
 // Forgetting experiment (issue 6): facts A are learned in generation 1, facts B in
-// generation 2, facts C in generation 3, by three strategies on the same tiny model:
-//   replay     warm start from the previous adapter; new facts + a uniform sample of
-//              everything learned before (1 replay example per new one: what the
-//              learner's reservoir gives while it is not full)
+// generation 2, facts C in generation 3, by four strategies on the same tiny model:
+//   replay     what the learner does: warm start from the previous adapter; every epoch
+//              trains the new facts + the next `ratio` x as many earlier facts, in turn
+//              (train::Rehearsal), so over the epochs all earlier facts are rehearsed
+//   fixed      warm start; new facts + one fixed uniform sample of `ratio` x as many
+//              earlier facts for all epochs (the same compute as replay)
 //   no-replay  warm start; new facts only
 //   scratch    a fresh adapter on all facts so far (the peer: no forgetting, cost grows)
 // Prints teacher-forced answer-token accuracy on A, B and C after every generation and
@@ -37,10 +39,12 @@ std::string env_or(const char* name, const std::string& def) {
   return v && *v ? v : def;
 }
 
+enum class Replay { kNone, kRotating, kFixed };
+
 struct Strategy {
   const char* name;
   bool warm;
-  bool replay;
+  Replay replay;
 };
 
 }  // namespace
@@ -79,8 +83,12 @@ int main(int argc, char** argv) {
   std::shared_ptr<const model::Decoder> d = model::make_random_decoder(model::TinyModelSpec{});
   std::printf("forgetting_bench: tiny Qwen3 (hidden %lld), %zu facts per generation, replay ratio %.2f, %d threads\n\n",
               static_cast<long long>(d->config().hidden_size), per_gen, ratio, threads);
-  std::printf("%-10s %-4s %8s %8s %8s %9s %8s\n", "strategy", "gen", "acc A", "acc B", "acc C", "examples", "train s");
-  const Strategy strategies[] = {{"replay", true, true}, {"no-replay", true, false}, {"scratch", false, false}};
+  std::printf("%-10s %-4s %8s %8s %8s %9s %8s\n", "strategy", "gen", "acc A", "acc B", "acc C", "per epoch",
+              "train s");
+  const Strategy strategies[] = {{"replay", true, Replay::kRotating},
+                                 {"fixed", true, Replay::kFixed},
+                                 {"no-replay", true, Replay::kNone},
+                                 {"scratch", false, Replay::kNone}};
   for (const Strategy& s : strategies) {
     std::shared_ptr<const adapter::Adapter> current;
     std::vector<train::Example> learned;
@@ -88,28 +96,32 @@ int main(int argc, char** argv) {
     double total_s = 0;
     for (size_t g = 0; g < 3; ++g) {
       std::vector<train::Example> data = gens[g];
+      const size_t per_epoch =
+          std::min(learned.size(), static_cast<size_t>(ratio * static_cast<double>(gens[g].size()) + 0.5));
+      train::Rehearsal rehearsal;
       if (!s.warm) {
         data = learned;
         data.insert(data.end(), gens[g].begin(), gens[g].end());
-      } else if (s.replay && !learned.empty()) {
+      } else if (s.replay == Replay::kFixed) {
         std::vector<train::Example> pool = learned;
         std::shuffle(pool.begin(), pool.end(), rng);
-        pool.resize(std::min(pool.size(), static_cast<size_t>(ratio * static_cast<double>(gens[g].size()) + 0.5)));
-        data.insert(data.end(), pool.begin(), pool.end());
+        data.insert(data.end(), pool.begin(), pool.begin() + static_cast<long>(per_epoch));
+      } else if (s.replay == Replay::kRotating) {
+        rehearsal = {learned, per_epoch};
       }
       train::TrainOptions o = train::TrainOptions::for_model(d->config());
       if (epochs > 0) o.epochs = epochs;
       o.seed = 11 + g;
       if (s.warm && current) o.init_from = current;
       train::Trainer trainer(d, o);
-      train::TrainResult r = trainer.train(data);
+      train::TrainResult r = trainer.train(data, rehearsal);
       current = r.adapter;
       total_s += r.seconds;
       learned.insert(learned.end(), gens[g].begin(), gens[g].end());
       double acc[3];
       for (size_t k = 0; k < 3; ++k) acc[k] = eval::answer_token_accuracy(*d, current.get(), gens[k]).accuracy();
       std::printf("%-10s %-4zu %7.1f%% %7.1f%% %7.1f%% %9zu %8.1f\n", s.name, g + 1, 100 * acc[0], 100 * acc[1],
-                  100 * acc[2], data.size(), r.seconds);
+                  100 * acc[2], data.size() + rehearsal.per_epoch, r.seconds);
       std::fflush(stdout);
     }
     std::printf("%-10s total training time %.1f s\n\n", s.name, total_s);

@@ -342,9 +342,16 @@ void Learner::execute(Plan plan) {
         to_train(alt, &paraphrased);
       }
     }
-    const size_t want_replay = static_cast<size_t>(t.replay_ratio * static_cast<double>(plan.examples.size()) + 0.5);
+    // Replay: each epoch rehearses replay_ratio x the new examples, in turn from a pool
+    // as large as the epochs can cover (train::Rehearsal), so that over the run every
+    // pool example is rehearsed while an epoch costs what a fixed sample would.
+    train::TrainOptions o = train::TrainOptions::for_model(decoder.config());
+    if (t.epochs > 0) o.epochs = t.epochs;
+    if (t.max_steps > 0) o.max_steps = t.max_steps;
+    const size_t per_epoch = static_cast<size_t>(t.replay_ratio * static_cast<double>(plan.examples.size()) + 0.5);
+    const size_t pool_size = per_epoch * static_cast<size_t>(std::max<int64_t>(1, o.epochs));
     std::vector<storage::ReplayEntry> drawn =
-        store_.sample_replay(want_replay + static_cast<size_t>(t.retain_holdout), t.seed + run.id);
+        store_.sample_replay(pool_size + static_cast<size_t>(t.retain_holdout), t.seed + run.id);
     // Hold out at most a quarter of the draw so rehearsal keeps most of it.
     const size_t hold = std::min<size_t>(static_cast<size_t>(t.retain_holdout), (drawn.size() + 3) / 4);
     std::set<uint64_t> fresh_ids(run.example_ids.begin(), run.example_ids.end());
@@ -364,17 +371,12 @@ void Learner::execute(Plan plan) {
     const bool heldout = !holdout.empty();
     if (t.retain_holdout == 0) holdout = replay;
     if (fresh.empty()) throw std::runtime_error("none of the new examples could be encoded");
-    std::vector<train::Example> dataset = fresh;
-    dataset.insert(dataset.end(), replay.begin(), replay.end());
     run.phase_seconds["dataset"] = seconds_since(phase_t0);
     (void)store_.update_run(run);
 
     // 2. Train.
     set_phase("train");
     phase_t0 = Clock::now();
-    train::TrainOptions o = train::TrainOptions::for_model(decoder.config());
-    if (t.epochs > 0) o.epochs = t.epochs;
-    if (t.max_steps > 0) o.max_steps = t.max_steps;
     if (t.lr > 0) o.lr = t.lr;
     if (t.rank > 0) {
       o.rank = t.rank;
@@ -403,7 +405,8 @@ void Learner::execute(Plan plan) {
       yielded_s += seconds_since(y0);
       return !cancel_.load();
     };
-    train::TrainResult tr = trainer.train(dataset, progress);
+    train::Rehearsal rehearsal{replay, std::min(per_epoch, replay.size())};
+    train::TrainResult tr = trainer.train(fresh, rehearsal, progress);
     for (double l : tr.step_losses) run.loss_curve.push_back(static_cast<float>(l));
     run.phase_seconds["train"] = seconds_since(phase_t0);
     run.metrics["train_steps"] = static_cast<double>(tr.steps);
@@ -424,6 +427,7 @@ void Learner::execute(Plan plan) {
     }
     run.metrics["examples_new"] = static_cast<double>(fresh.size());
     run.metrics["examples_replay"] = static_cast<double>(replay.size());
+    run.metrics["replay_per_epoch"] = static_cast<double>(rehearsal.per_epoch);
     run.metrics["examples_holdout"] = static_cast<double>(holdout.size());
     run.metrics["retain_heldout"] = heldout ? 1.0 : 0.0;
     if (tr.cancelled || cancel_.load()) {

@@ -1,5 +1,6 @@
 #include "learning/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <fstream>
@@ -19,11 +20,61 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-int64_t steps_per_epoch(const std::vector<Example>& examples, const TrainOptions& o) {
-  std::vector<int64_t> lengths;
-  for (const auto& e : examples) lengths.push_back(e.length());
-  const int64_t micro = static_cast<int64_t>(bucket_by_length(lengths, o.batch_tokens, nullptr).size());
-  return (micro + o.grad_accum - 1) / o.grad_accum;
+// What each epoch trains on: all the new examples, then the epoch's window of the
+// rehearsal pool (in the order of one seeded shuffle, wrapping around).
+class EpochPlan {
+ public:
+  EpochPlan(const std::vector<Example>& examples, const Rehearsal& rehearsal, uint64_t seed)
+      : examples_(examples), pool_(rehearsal.pool), per_epoch_(std::min(rehearsal.per_epoch, rehearsal.pool.size())) {
+    order_.resize(pool_.size());
+    for (size_t i = 0; i < order_.size(); ++i) order_[i] = i;
+    std::mt19937_64 rng(seed ^ 0x2545f4914f6cdd1dULL);
+    std::shuffle(order_.begin(), order_.end(), rng);
+  }
+
+  std::vector<const Example*> members(int64_t epoch) const {
+    std::vector<const Example*> out;
+    out.reserve(examples_.size() + per_epoch_);
+    for (const auto& e : examples_) out.push_back(&e);
+    const size_t start = per_epoch_ == 0 ? 0 : (static_cast<size_t>(epoch) * per_epoch_) % pool_.size();
+    for (size_t k = 0; k < per_epoch_; ++k) out.push_back(&pool_[order_[(start + k) % pool_.size()]]);
+    return out;
+  }
+
+  // Optimizer steps of one epoch.
+  int64_t steps(int64_t epoch, const TrainOptions& o) const {
+    const int64_t micro = static_cast<int64_t>(bucket_by_length(lengths(members(epoch)), o.batch_tokens, nullptr).size());
+    return (micro + o.grad_accum - 1) / o.grad_accum;
+  }
+
+  static std::vector<int64_t> lengths(const std::vector<const Example*>& rows) {
+    std::vector<int64_t> out;
+    out.reserve(rows.size());
+    for (const Example* e : rows) out.push_back(e->length());
+    return out;
+  }
+
+ private:
+  const std::vector<Example>& examples_;
+  const std::vector<Example>& pool_;
+  size_t per_epoch_;
+  std::vector<size_t> order_;
+};
+
+int64_t planned_total(const EpochPlan& plan, const TrainOptions& o) {
+  int64_t total = 0;
+  for (int64_t epoch = 0; epoch < o.epochs; ++epoch) total += plan.steps(epoch, o);
+  if (o.max_steps <= 0) return total;
+  return o.epochs > 0 ? std::min(total, o.max_steps) : o.max_steps;
+}
+
+void check_trainable(const std::vector<Example>& examples, const char* what) {
+  for (const auto& e : examples) {
+    if (e.length() < 2 || e.target_tokens() == 0) {
+      throw std::invalid_argument(std::string(what) + " from line " + std::to_string(e.line) +
+                                  " has no answer token to learn");
+    }
+  }
 }
 
 }  // namespace
@@ -74,22 +125,20 @@ Trainer::Trainer(std::shared_ptr<const model::Decoder> base, TrainOptions option
   }
 }
 
-int64_t Trainer::planned_steps(const std::vector<Example>& examples) const {
-  const int64_t per_epoch = steps_per_epoch(examples, options_);
-  const int64_t total = per_epoch * std::max<int64_t>(1, options_.epochs);
-  return options_.max_steps > 0 ? (options_.epochs > 0 ? std::min(total, options_.max_steps) : options_.max_steps)
-                                 : total;
+int64_t Trainer::planned_steps(const std::vector<Example>& examples, const Rehearsal& rehearsal) const {
+  return planned_total(EpochPlan(examples, rehearsal, options_.seed), options_);
 }
 
 TrainResult Trainer::train(const std::vector<Example>& examples, const ProgressFn& progress) {
+  return train(examples, Rehearsal{}, progress);
+}
+
+TrainResult Trainer::train(const std::vector<Example>& examples, const Rehearsal& rehearsal,
+                           const ProgressFn& progress) {
   const TrainOptions& o = options_;
   const model::Decoder& decoder = *base_;
-  for (const auto& e : examples) {
-    if (e.length() < 2 || e.target_tokens() == 0) {
-      throw std::invalid_argument("training example from line " + std::to_string(e.line) +
-                                  " has no answer token to learn");
-    }
-  }
+  check_trainable(examples, "training example");
+  check_trainable(rehearsal.pool, "rehearsal example");
   if (examples.empty()) throw std::invalid_argument("no training examples");
 
   adapter::PeftLoadOptions where{decoder.options().device, decoder.options().dtype};
@@ -120,9 +169,8 @@ TrainResult Trainer::train(const std::vector<Example>& examples, const ProgressF
     if (!metrics) throw std::runtime_error(o.metrics_path + ": cannot write the metrics log");
   }
 
-  std::vector<int64_t> lengths;
-  for (const auto& e : examples) lengths.push_back(e.length());
-  const int64_t total_steps = planned_steps(examples);
+  const EpochPlan plan(examples, rehearsal, o.seed);
+  const int64_t total_steps = planned_total(plan, o);
   std::mt19937_64 rng(o.seed ^ 0x9e3779b97f4a7c15ULL);
 
   TrainResult result;
@@ -131,7 +179,8 @@ TrainResult Trainer::train(const std::vector<Example>& examples, const ProgressF
   int64_t targets_seen = 0;
   bool stop = false;
   for (int64_t epoch = 0; !stop && step < total_steps; ++epoch) {
-    auto batches = bucket_by_length(lengths, o.batch_tokens, &rng);
+    const std::vector<const Example*> members = plan.members(epoch);
+    auto batches = bucket_by_length(EpochPlan::lengths(members), o.batch_tokens, &rng);
     for (size_t first = 0; !stop && first < batches.size() && step < total_steps;
          first += static_cast<size_t>(o.grad_accum)) {
       const size_t last = std::min(batches.size(), first + static_cast<size_t>(o.grad_accum));
@@ -139,7 +188,7 @@ TrainResult Trainer::train(const std::vector<Example>& examples, const ProgressF
       int64_t step_targets = 0;
       for (size_t i = first; i < last; ++i) {
         std::vector<const Example*> rows;
-        for (size_t idx : batches[i]) rows.push_back(&examples[idx]);
+        for (size_t idx : batches[i]) rows.push_back(members[idx]);
         micro.push_back(make_batch(rows));
         step_targets += micro.back().target_tokens;
       }

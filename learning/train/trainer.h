@@ -91,6 +91,17 @@ struct TrainResult {
   double tokens_per_s = 0;
 };
 
+// Rehearsal for continual learning: every epoch trains on all the new examples plus the
+// next `per_epoch` examples of `pool`, taken in turn from one seeded shuffle of it. The
+// compute per epoch is that of a fixed replay sample of that size, but over the epochs
+// every pool example is rehearsed (with pool.size() <= per_epoch * epochs, each at least
+// once): a fixed sample leaves the rest of what was learned unrehearsed, and a small
+// model forgets it (README, forgetting table).
+struct Rehearsal {
+  std::vector<Example> pool;
+  size_t per_epoch = 0;
+};
+
 class Trainer {
  public:
   // Throws std::invalid_argument for inconsistent options (rank <= 0, lr <= 0, ...).
@@ -99,9 +110,13 @@ class Trainer {
   // Trains on `examples` (each must fit: length >= 2 with at least one target token).
   // Throws std::invalid_argument for no usable examples; libtorch errors propagate.
   TrainResult train(const std::vector<Example>& examples, const ProgressFn& progress = {});
+  // The same with rehearsal of `rehearsal.pool` (see Rehearsal); the pool's examples must
+  // fit too.
+  TrainResult train(const std::vector<Example>& examples, const Rehearsal& rehearsal,
+                    const ProgressFn& progress = {});
 
-  // Optimizer steps train() will take for this many examples.
-  int64_t planned_steps(const std::vector<Example>& examples) const;
+  // Optimizer steps train() will take for these examples (and this rehearsal).
+  int64_t planned_steps(const std::vector<Example>& examples, const Rehearsal& rehearsal = {}) const;
 
   const TrainOptions& options() const { return options_; }
 

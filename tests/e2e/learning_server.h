@@ -73,7 +73,8 @@ class LearningServer : public ::testing::Test {
     // fact's accuracy 0.96 -> 0.39 in generation 2), so retention is measured on the
     // rehearsed replay sample here; real checkpoints keep the held-out default.
     c.train.retain_holdout = 0;
-    c.train.replay_ratio = 2;  // rehearse every earlier fact (at most 16 here)
+    // train.replay_ratio stays at the default 1: every epoch rehearses as many earlier
+    // facts as there are new ones, in turn, so all of them are rehearsed over the run.
     c.train.exact_match_max = 32;
     c.gate.learn_min = 0.9;
     // The random tiny model's next-token distributions move a lot with any LoRA; the

@@ -242,6 +242,38 @@ TEST(Trainer, DeterministicForASeedAndBaseStaysFrozen) {
   EXPECT_FALSE(a.adapter->parameters()[0].requires_grad());
 }
 
+TEST(Trainer, RehearsalRotatesThroughThePoolAtTheEpochBudget) {
+  std::shared_ptr<model::Decoder> d = model::make_random_decoder(spec());
+  TrainOptions o = TrainOptions::for_model(d->config());
+  o.epochs = 4;
+  o.batch_tokens = 64;
+  auto fresh = synthetic(5, 21);
+  Rehearsal rehearsal;
+  rehearsal.pool = synthetic(12, 22);
+  rehearsal.per_epoch = 3;  // 4 epochs x 3 = the whole pool, each example once
+  int64_t fresh_tokens = 0, pool_tokens = 0;
+  for (const auto& e : fresh) fresh_tokens += e.length();
+  for (const auto& e : rehearsal.pool) pool_tokens += e.length();
+  Trainer trainer(d, o);
+  const int64_t planned = trainer.planned_steps(fresh, rehearsal);
+  TrainResult r = trainer.train(fresh, rehearsal);
+  EXPECT_EQ(r.steps, planned);
+  // Every epoch saw all new examples and a different quarter of the pool.
+  EXPECT_EQ(r.tokens, o.epochs * fresh_tokens + pool_tokens);
+
+  // No pool: exactly the plain run (same batches, same losses).
+  TrainResult plain = Trainer(d, o).train(fresh);
+  TrainResult empty = Trainer(d, o).train(fresh, Rehearsal{});
+  EXPECT_EQ(plain.step_losses, empty.step_losses);
+
+  // A pool example without an answer token is refused like a training example.
+  Rehearsal bad;
+  bad.pool = synthetic(2, 23);
+  bad.pool[1].loss.assign(bad.pool[1].loss.size(), 0);
+  bad.per_epoch = 1;
+  EXPECT_THROW(Trainer(d, o).train(fresh, bad), std::invalid_argument);
+}
+
 TEST(Trainer, ProgressReportsAndCancelsBetweenSteps) {
   std::shared_ptr<model::Decoder> d = model::make_random_decoder(spec());
   TempDir tmp;
