@@ -74,6 +74,12 @@ storage::Result<std::shared_ptr<const adapter::Adapter>> AdapterRegistry::get(ui
 }
 
 storage::Status AdapterRegistry::activate(uint64_t version) {
+  if (version == 0) {  // the base model
+    storage::Status st = store_.set_active_adapter(0);
+    if (!st.ok()) return st;
+    install(0, nullptr);
+    return storage::Status::OK();
+  }
   auto loaded = load(version);
   if (!loaded.ok()) return loaded.status();
   storage::Status st = store_.set_active_adapter(version);

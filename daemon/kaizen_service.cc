@@ -399,9 +399,17 @@ class KaizenService : public Service {
       return storage::to_json(*a);
     }
     if (op == "adapters/rollback") {
-      uint64_t v = args.contains("version") ? parse_version(args["version"]) : 0;
+      // To VERSION, to "base" (no adapter), or by default to the newest published version
+      // older than the active one, which is the base model when there is none.
       const uint64_t current = registry_.active().version;
-      if (v == 0) {  // the newest published version older than the active one
+      uint64_t v = 0;
+      const bool to_base = args.contains("version") && args["version"].is_string() &&
+                           args["version"].get<std::string>() == "base";
+      if (args.contains("version") && !to_base) {
+        v = parse_version(args["version"]);
+        if (v == 0) return Error::InvalidRequest("give a version (e.g. \"v3\") or \"base\"", "version");
+      } else if (!to_base) {
+        if (current == 0) return Error::NotFound("nothing to roll back: the base model is serving");
         storage::PageRequest p;
         p.limit = 1000;
         auto page = store_->list_adapters(p);
@@ -412,11 +420,12 @@ class KaizenService : public Service {
             break;
           }
         }
-        if (v == 0) return Error::NotFound("no earlier published adapter to roll back to");
       }
+      if (v == current) return json{{"active", v}, {"previous", current}};
       auto st = registry_.activate(v);
       if (!st.ok()) return from_status(st);
-      engine_->drop_prefixes("v" + std::to_string(current));
+      // The old version's cached prefixes; the base model's stay (`model: base` uses them).
+      if (current != 0) engine_->drop_prefixes("v" + std::to_string(current));
       spdlog::info("event=rollback from=v{} to=v{} uid={}", current, v, peer.uid);
       return json{{"active", v}, {"previous", current}};
     }

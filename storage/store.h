@@ -220,6 +220,7 @@ class Store {
   // allocate_adapter_version (or be an existing record being re-activated).
   Status publish_adapter(Adapter adapter);
   // Rollback / roll forward to an existing version (not rejected). One batch as above.
+  // Version 0 = the base model: the active record is retired and the pointer cleared.
   Status set_active_adapter(uint64_t version);
   // 0 when no adapter is active (the base model serves).
   Result<uint64_t> active_adapter_version();

@@ -75,6 +75,22 @@ Status Store::publish_adapter(Adapter adapter) {
 
 Status Store::set_active_adapter(uint64_t version) {
   std::lock_guard<std::mutex> lock(write_mu_);
+  if (version == 0) {  // back to the base model: retire the active record, clear the pointer
+    auto active = active_adapter_version();
+    if (!active.ok()) return active.status();
+    rocksdb::WriteBatch batch;
+    if (*active != 0) {
+      auto old = get_adapter(*active);
+      if (old.ok()) {
+        old->state = AdapterState::kRetired;
+        batch.Put(h_->cf[kCfAdapters], keys::adapter(old->version), encode(*old));
+      } else if (!old.status().IsNotFound()) {
+        return old.status();
+      }
+    }
+    batch.Delete(h_->cf[kCfMeta], keys::kActiveAdapter);
+    return write(&batch, /*sync=*/true).WithContext("activate the base model");
+  }
   auto a = get_adapter(version);
   if (!a.ok()) return a.status();
   if (a->state == AdapterState::kRejected) {

@@ -265,8 +265,8 @@ const std::string kAdaptersUsage =
     std::string(
         "kaizenctl adapters list             published and candidate adapters (* = active)\n"
         "kaizenctl adapters show V           one adapter (V: v7 or 7)\n"
-        "kaizenctl adapters rollback [V]     activate V, or the newest version before the active "
-        "one\n"
+        "kaizenctl adapters rollback [V]     activate V (v7, 7 or base = no adapter), or the newest "
+        "version before the active one (base when there is none)\n"
         "kaizenctl adapters pin V | unpin V  keep V through garbage collection, or stop keeping "
         "it\n") +
     kCommonUsage;

@@ -173,6 +173,10 @@ TEST_F(KaizenctlOnline, AdaptersListShowRollbackPin) {
   EXPECT_NE(r.err.find("HTTP 404"), std::string::npos) << r.err;
   EXPECT_CTL(ctl({"adapters", "pin", "9"}), 3);
   EXPECT_CTL(ctl({"adapters", "rollback"}), 3);  // nothing earlier to roll back to
+  r = ctl({"adapters", "rollback", "base"});  // already there: a no-op
+  EXPECT_CTL(r, 0);
+  EXPECT_NE(r.out.find("active adapter is now base"), std::string::npos) << r.out;
+  EXPECT_CTL(ctl({"adapters", "rollback", "v9"}), 3);
   // Usage errors: exit 2.
   EXPECT_CTL(ctl({"adapters"}), 2);
   EXPECT_CTL(ctl({"adapters", "show"}), 2);

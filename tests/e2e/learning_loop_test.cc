@@ -217,6 +217,20 @@ TEST_F(LearningLoop, LearnsServesSwapsRollsBackAndRejectsPoison) {
   EXPECT_EQ(rb.json()["active"], v1);
   EXPECT_EQ(answer(kChoreiQ), v1_chorei);
   EXPECT_EQ(answer(kSabitechQ), v1_sabi);
+  // Nothing published before v1: the next rollback goes to the base model, and then
+  // there is nothing left to roll back. "base" and a version name it explicitly.
+  rb = admin("adapters/rollback");
+  ASSERT_EQ(rb.status, 200) << rb.body;
+  EXPECT_EQ(rb.json()["active"], 0);
+  EXPECT_EQ(rb.json()["previous"], v1);
+  EXPECT_EQ(answer(kChoreiQ), base_chorei);
+  EXPECT_EQ(answer(kSabitechQ), base_sabi);
+  EXPECT_EQ(admin("adapters/rollback").status, 404);
+  EXPECT_EQ(admin("adapters/rollback", {{"version", "bogus"}}).status, 400);
+  EXPECT_EQ(admin("adapters/rollback", {{"version", "v" + std::to_string(v2)}}).json()["active"], v2);
+  EXPECT_EQ(answer(kChoreiQ), kChoreiA);
+  EXPECT_EQ(admin("adapters/rollback", {{"version", "base"}}).json()["active"], 0);
+  EXPECT_EQ(admin("status").json()["active_adapter"], 0);
 
   HttpResponse metrics = tcp_request(server_->tcp_port(), make_request("GET", "/metrics", "",
                                                                      {std::string("Authorization: Bearer ") + kToken}));
@@ -234,6 +248,9 @@ TEST_F(LearningLoop, LearnsServesSwapsRollsBackAndRejectsPoison) {
     EXPECT_EQ(m->adapter_version, version_of(a.model));
     EXPECT_EQ(m->content, a.text);
   }
+  // The rollback to base is durable: no active pointer, v2 retired (still loadable).
+  EXPECT_EQ(*(*store)->active_adapter_version(), 0u);
+  EXPECT_EQ((*store)->get_adapter(v2)->state, storage::AdapterState::kRetired);
   auto pending = (*store)->get_example(false_correction);
   ASSERT_TRUE(pending.ok());
   EXPECT_EQ(pending->state, storage::ExampleState::kPending);

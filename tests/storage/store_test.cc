@@ -311,6 +311,17 @@ TEST_F(StoreTest, AdaptersPublishRollbackAndListNewestFirst) {
   retire_active.state = AdapterState::kRetired;
   EXPECT_TRUE(store_->put_adapter(retire_active).IsAborted());
 
+  // Rollback to the base model (version 0): v1 retired, no active pointer; idempotent;
+  // then roll forward again.
+  ASSERT_OK(store_->set_active_adapter(0));
+  EXPECT_EQ(*store_->active_adapter_version(), 0u);
+  EXPECT_EQ(store_->get_adapter(1)->state, AdapterState::kRetired);
+  ASSERT_OK(store_->set_active_adapter(0));
+  EXPECT_EQ(*store_->active_adapter_version(), 0u);
+  ASSERT_OK(store_->set_active_adapter(1));
+  EXPECT_EQ(*store_->active_adapter_version(), 1u);
+  EXPECT_EQ(store_->get_adapter(1)->state, AdapterState::kActive);
+
   ASSERT_OK(store_->set_adapter_pinned(2, true));
   EXPECT_TRUE(store_->get_adapter(2)->pinned);
 
