@@ -166,7 +166,9 @@ class Store {
   // must exist (NotFound otherwise). Rating must be -1, 0 or +1 (0 needs a correction).
   // The example keeps the caller's state (pending = review queue; approved for trusted
   // users) and source (knowledge becomes correction); provenance defaults to
-  // "feedback:<id> by <author>".
+  // "feedback:<id> by <author>". A correction whose messages are already stored is not
+  // stored again: the feedback links to that example (returned with duplicate = true),
+  // and an approved correction approves that example if it still waits for review.
   Result<Feedback> add_feedback(Feedback feedback, std::optional<Example> correction = {});
   Result<Feedback> get_feedback(uint64_t id);
 
@@ -276,6 +278,8 @@ class Store {
   // Caller holds write_mu_ (state_seq order must be commit order).
   Status put_example_records(rocksdb::WriteBatch* batch, Example* example, const Example* previous);
   Status activate_in_batch(rocksdb::WriteBatch* batch, Adapter* adapter);
+  // Pending -> approved/rejected, with the proposal's feedback. Caller holds write_mu_.
+  Status review_in_batch(rocksdb::WriteBatch* batch, Example* example, bool approve, const std::string& reviewer);
 
   std::string dir_;
   StoreOptions options_;

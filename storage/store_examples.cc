@@ -91,6 +91,15 @@ Result<Feedback> Store::add_feedback(Feedback f, std::optional<Example> correcti
     if (hs.ok()) {
       f.example_id = keys::get_u64(existing).value_or(0);
       f.duplicate = true;
+      // An approved proposal (a trusted author's) approves a duplicate still waiting for
+      // review, in the same batch.
+      if (correction->state == ExampleState::kApproved) {
+        auto e = get_example(f.example_id);
+        if (!e.ok() && !e.status().IsNotFound()) return e.status();
+        if (e.ok() && e->state == ExampleState::kPending) {
+          KAIZEN_RETURN_IF_ERROR(review_in_batch(&batch, &*e, true, correction->reviewer));
+        }
+      }
       correction.reset();
     } else if (!hs.IsNotFound()) {
       return from_rocksdb(hs, "read example hash index");
@@ -202,22 +211,27 @@ Status Store::review_example(uint64_t id, bool approve, const std::string& revie
     return Status::Aborted("example " + std::to_string(id) + " is " + to_string(e->state) +
                            ", not pending review");
   }
+  rocksdb::WriteBatch batch;
+  KAIZEN_RETURN_IF_ERROR(review_in_batch(&batch, &*e, approve, reviewer));
+  return write(&batch, /*sync=*/true);
+}
+
+Status Store::review_in_batch(rocksdb::WriteBatch* batch, Example* e, bool approve, const std::string& reviewer) {
   const Example previous = *e;
   e->state = approve ? ExampleState::kApproved : ExampleState::kRejected;
   e->reviewer = reviewer;
   e->updated_ms = now_ms();
-  rocksdb::WriteBatch batch;
-  KAIZEN_RETURN_IF_ERROR(put_example_records(&batch, &*e, &previous));
-  if (e->feedback_id != 0) {
+  KAIZEN_RETURN_IF_ERROR(put_example_records(batch, e, &previous));
+  if (e->feedback_id != 0) {  // the proposal's feedback records the verdict too
     auto f = get_feedback(e->feedback_id);
     if (f.ok()) {
       f->review = approve ? ReviewState::kAccepted : ReviewState::kRejected;
-      batch.Put(h_->cf[kCfFeedback], keys::feedback(f->id), encode(*f));
+      batch->Put(h_->cf[kCfFeedback], keys::feedback(f->id), encode(*f));
     } else if (!f.status().IsNotFound()) {
       return f.status();
     }
   }
-  return write(&batch, /*sync=*/true);
+  return Status::OK();
 }
 
 Status Store::mark_trained(const std::vector<uint64_t>& example_ids, uint64_t adapter_version) {

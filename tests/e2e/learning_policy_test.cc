@@ -3,7 +3,7 @@
 // train.max_per_author caps one author's share of a run and the rest waits for the next
 // run, nothing skipped; paraphrases given with an imported fact are held out of training
 // and scored by the gate (paraphrase_* metrics on the run record); the same proposal
-// from two users is one example.
+// from two users is one example, which a trusted author's duplicate approves.
 #include <set>
 #include <string>
 #include <vector>
@@ -89,7 +89,18 @@ TEST_F(LearningPolicy, TrustedAuthorsPerAuthorLimitAndParaphraseHoldout) {
 
   // Nothing new is left; alice's proposal still waits for a reviewer.
   EXPECT_EQ(admin("train/now").status, 400);
-  EXPECT_EQ(admin("review").json()["pending"].size(), 1u);
+  json waiting = admin("review").json()["pending"];
+  ASSERT_EQ(waiting.size(), 1u);
+  const uint64_t alices_example = waiting[0]["id"];
+
+  // The trusted bot proposing the same conversation approves alice's waiting proposal:
+  // still one example, no longer in the queue, and the next run trains it.
+  EXPECT_EQ(feedback(alices, "hr-bot")["status"], "duplicate");
+  EXPECT_EQ(admin("review").json()["pending"].size(), 0u);
+  json run3 = train_and_wait();
+  ASSERT_TRUE(run3.is_object());
+  ASSERT_EQ(run3["example_ids"].size(), 1u) << run3.dump();
+  EXPECT_EQ(run3["example_ids"][0], alices_example);
 }
 
 }  // namespace

@@ -188,6 +188,38 @@ TEST_F(StoreTest, FeedbackWithCorrectionIsOneLinkedPendingItem) {
   EXPECT_TRUE(again.IsAborted()) << again.ToString();
 }
 
+TEST_F(StoreTest, DuplicateProposalsCollapseAndAnApprovedOneApprovesTheWaitingOne) {
+  const uint64_t msg = message_in_new_conversation();
+  Feedback f;
+  f.message_id = msg;
+  f.rating = 1;
+  f.author = "alice";
+  auto first = store_->add_feedback(f, qa("q", "a", ExampleState::kPending));
+  ASSERT_OK(first.status());
+  EXPECT_FALSE(first->duplicate);
+  f.author = "bob";  // the same proposal, unreviewed: linked, still waiting
+  auto second = store_->add_feedback(f, qa("q", "a", ExampleState::kPending));
+  ASSERT_OK(second.status());
+  EXPECT_TRUE(second->duplicate);
+  EXPECT_EQ(second->example_id, first->example_id);
+  EXPECT_EQ(store_->list_pending_review()->items.size(), 1u);
+
+  f.author = "hr-bot";  // a trusted author's approved duplicate approves it
+  Example trusted = qa("q", "a", ExampleState::kApproved);
+  trusted.reviewer = "trusted author hr-bot";
+  auto third = store_->add_feedback(f, trusted);
+  ASSERT_OK(third.status());
+  EXPECT_TRUE(third->duplicate);
+  auto e = store_->get_example(first->example_id);
+  EXPECT_EQ(e->state, ExampleState::kApproved);
+  EXPECT_EQ(e->reviewer, "trusted author hr-bot");
+  EXPECT_EQ(store_->get_feedback(first->id)->review, ReviewState::kAccepted);
+  EXPECT_TRUE(store_->list_pending_review()->items.empty());
+  // Once approved, another approved duplicate changes nothing.
+  ASSERT_OK(store_->add_feedback(f, trusted).status());
+  EXPECT_EQ(store_->get_example(first->example_id)->state, ExampleState::kApproved);
+}
+
 TEST_F(StoreTest, FeedbackBadInputs) {
   Feedback f;
   f.message_id = 777;
