@@ -49,6 +49,9 @@ Error from_status(const storage::Status& st) {
   if (st.IsNotFound()) return Error::NotFound(st.message());
   if (st.IsInvalidArgument()) return Error::InvalidRequest(st.message());
   if (st.IsBusy()) return Error::Unavailable(st.message(), 2);
+  // The request is well-formed but the record's state forbids it (activate a rejected or
+  // pruned adapter, review an example twice).
+  if (st.IsAborted() || st.IsAlreadyExists()) return Error::Conflict(st.message());
   return Error::Internal(st.ToString());
 }
 
@@ -415,7 +418,8 @@ class KaizenService : public Service {
         auto page = store_->list_adapters(p);
         if (!page.ok()) return from_status(page.status());
         for (const auto& a : page->items) {
-          if (a.version < current && a.state != storage::AdapterState::kRejected) {
+          if (a.version < current && a.state != storage::AdapterState::kRejected &&
+              a.state != storage::AdapterState::kPruned) {
             v = a.version;
             break;
           }
@@ -481,10 +485,10 @@ class KaizenService : public Service {
                                                           : args["all_approved"] == "true");
       auto started = learner_->start_run(all);
       if (auto* err = std::get_if<Learner::StartError>(&started)) {
+        if (err->http_status == 409) return Error::Conflict(err->message);
         Error e;
         e.http_status = err->http_status;
-        e.type = err->http_status == 409 ? "conflict_error"
-                 : err->http_status >= 500 ? "server_error" : "invalid_request_error";
+        e.type = err->http_status >= 500 ? "server_error" : "invalid_request_error";
         e.message = err->message;
         return e;
       }

@@ -95,7 +95,8 @@ void Learner::recover_interrupted_runs() {
   for (storage::Run r : runs->items) {
     if (r.state != storage::RunState::kInterrupted || r.adapter_version == 0) continue;
     auto a = store_.get_adapter(r.adapter_version);
-    if (!a.ok() || (a->state != storage::AdapterState::kActive && a->state != storage::AdapterState::kRetired)) {
+    if (!a.ok() || (a->state != storage::AdapterState::kActive && a->state != storage::AdapterState::kRetired &&
+                    a->state != storage::AdapterState::kPruned)) {
       continue;
     }
     auto st = store_.mark_trained(r.example_ids, r.adapter_version);
@@ -570,7 +571,7 @@ void Learner::prune_versions() {
   const uint64_t active = registry_.active().version;
   int64_t kept = 0;
   for (const auto& a : page->items) {
-    if (a.version == active || a.pinned) continue;
+    if (a.version == active || a.pinned || a.state == storage::AdapterState::kPruned) continue;
     if (kept < keep) {
       ++kept;
       continue;
@@ -579,8 +580,15 @@ void Learner::prune_versions() {
     std::error_code ec;
     if (!a.path.empty() && fs::exists(d, ec)) {
       fs::remove_all(d, ec);
+      if (ec) {
+        spdlog::warn("event=adapter_prune_failed version={} path={} error=\"{}\"", a.version, d.string(), ec.message());
+        continue;
+      }
       spdlog::info("event=adapter_pruned version={} path={}", a.version, d.string());
     }
+    // The record stays (its run and metrics are history) but says the files are gone.
+    auto st = store_.mark_adapter_pruned(a.version);
+    if (!st.ok()) spdlog::warn("event=adapter_prune_record_failed version={} error=\"{}\"", a.version, st.ToString());
   }
 }
 

@@ -30,6 +30,10 @@ Error Error::TooManyRequests(std::string message, int retry_after_s) {
                retry_after_s};
 }
 
+Error Error::Conflict(std::string message) {
+  return Error{409, "conflict_error", std::move(message), {}, {}, 0};
+}
+
 Error Error::Internal(std::string message) {
   return Error{500, "server_error", std::move(message), {}, {}, 0};
 }

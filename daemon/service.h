@@ -45,6 +45,7 @@ struct Error {
   static Error Forbidden(std::string message);                            // 403
   static Error NotFound(std::string message, std::string code = {});      // 404
   static Error ModelNotFound(const std::string& model);                   // 404, param "model"
+  static Error Conflict(std::string message);                             // 409
   static Error TooManyRequests(std::string message, int retry_after_s);   // 429
   static Error Internal(std::string message);                             // 500
   static Error Unavailable(std::string message, int retry_after_s = 0);   // 503

@@ -37,7 +37,7 @@ const char* name_of(E v, const char* const (&names)[N]) {
 const char* const kSourceNames[] = {"knowledge", "feedback", "correction"};
 const char* const kExampleStateNames[] = {"pending", "approved", "rejected", "trained"};
 const char* const kReviewNames[] = {"pending", "accepted", "rejected"};
-const char* const kAdapterStateNames[] = {"candidate", "active", "rejected", "retired"};
+const char* const kAdapterStateNames[] = {"candidate", "active", "rejected", "retired", "pruned"};
 const char* const kRunStateNames[] = {"running", "published", "rejected", "failed", "interrupted"};
 
 }  // namespace

@@ -32,7 +32,8 @@ int64_t now_ms();
 enum class ExampleSource : uint8_t { kKnowledge = 0, kFeedback = 1, kCorrection = 2 };
 enum class ExampleState : uint8_t { kPending = 0, kApproved = 1, kRejected = 2, kTrained = 3 };
 enum class ReviewState : uint8_t { kPending = 0, kAccepted = 1, kRejected = 2 };
-enum class AdapterState : uint8_t { kCandidate = 0, kActive = 1, kRejected = 2, kRetired = 3 };
+// kPruned: retired, and its directory deleted past train.keep_versions (record kept).
+enum class AdapterState : uint8_t { kCandidate = 0, kActive = 1, kRejected = 2, kRetired = 3, kPruned = 4 };
 enum class RunState : uint8_t {
   kRunning = 0,      // training or validating now
   kPublished = 1,    // passed the gate, adapter published

@@ -228,6 +228,9 @@ class Store {
   Result<uint64_t> active_adapter_version();
   Result<Adapter> get_adapter(uint64_t version);
   Status set_adapter_pinned(uint64_t version, bool pinned);
+  // After its directory was deleted: state pruned (a rejected record keeps its state).
+  // Refused for the active or a pinned version.
+  Status mark_adapter_pruned(uint64_t version);
   Result<Page<Adapter>> list_adapters(const PageRequest& page = {});  // newest first
 
   // --- training runs [sync] ---

@@ -97,9 +97,29 @@ Status Store::set_active_adapter(uint64_t version) {
     return Status::Aborted("adapter v" + std::to_string(version) +
                            " was rejected by the gate; refusing to activate it");
   }
+  if (a->state == AdapterState::kPruned) {
+    return Status::Aborted("adapter v" + std::to_string(version) +
+                           " was pruned (its files were deleted past train.keep_versions); pin versions to keep them");
+  }
   rocksdb::WriteBatch batch;
   KAIZEN_RETURN_IF_ERROR(activate_in_batch(&batch, &*a));
   return write(&batch, /*sync=*/true).WithContext("activate adapter v" + std::to_string(version));
+}
+
+Status Store::mark_adapter_pruned(uint64_t version) {
+  std::lock_guard<std::mutex> lock(write_mu_);
+  auto a = get_adapter(version);
+  if (!a.ok()) return a.status();
+  auto active = active_adapter_version();
+  if (!active.ok()) return active.status();
+  if (*active == version || a->pinned) {
+    return Status::Aborted("adapter v" + std::to_string(version) + " is active or pinned; not pruning it");
+  }
+  if (a->state == AdapterState::kRejected || a->state == AdapterState::kPruned) return Status::OK();
+  a->state = AdapterState::kPruned;
+  rocksdb::WriteBatch batch;
+  batch.Put(h_->cf[kCfAdapters], keys::adapter(version), encode(*a));
+  return write(&batch, /*sync=*/true);
 }
 
 Status Store::set_adapter_pinned(uint64_t version, bool pinned) {

@@ -4,6 +4,7 @@
 // run, nothing skipped; paraphrases given with an imported fact are held out of training
 // and scored by the gate (paraphrase_* metrics on the run record); the same proposal
 // from two users is one example, which a trusted author's duplicate approves.
+#include <filesystem>
 #include <set>
 #include <string>
 #include <vector>
@@ -101,6 +102,58 @@ TEST_F(LearningPolicy, TrustedAuthorsPerAuthorLimitAndParaphraseHoldout) {
   ASSERT_TRUE(run3.is_object());
   ASSERT_EQ(run3["example_ids"].size(), 1u) << run3.dump();
   EXPECT_EQ(run3["example_ids"][0], alices_example);
+}
+
+// Retention: train.keep_versions unpinned inactive versions keep their files; older ones
+// are pruned (directory deleted, record kept in state "pruned"); pinned ones never are.
+// A pruned version cannot be activated (409, saying why) and the default rollback skips it.
+class AdapterRetention : public LearningPolicy {
+ protected:
+  void configure(Config& c) override {
+    LearningPolicy::configure(c);
+    c.train.keep_versions = 1;
+    c.gate.retain_max_drop = 1.0;  // three optimizer steps per run: only the bookkeeping counts
+  }
+  uint64_t publish(int i) {
+    EXPECT_EQ(import({qa_line("Retention question " + std::to_string(i), "Answer " + std::to_string(i))},
+                     "r" + std::to_string(i) + ".jsonl")["imported"], 1);
+    json run = train_and_wait();
+    EXPECT_TRUE(run.is_object());
+    if (!run.is_object()) return 0;
+    EXPECT_EQ(run["state"], "published") << run["verdict"];
+    return run["adapter_version"];
+  }
+  json show(uint64_t v) { return admin("adapters/show", {{"version", v}}).json(); }
+  bool files_of(uint64_t v) { return std::filesystem::exists(state_.path() / show(v)["path"].get<std::string>()); }
+};
+
+TEST_F(AdapterRetention, PrunesPastKeepVersionsNeverPinnedAndRefusesPrunedRollback) {
+  const uint64_t v1 = publish(1);
+  ASSERT_EQ(admin("adapters/pin", {{"version", v1}}).status, 200);
+  const uint64_t v2 = publish(2);
+  const uint64_t v3 = publish(3);
+  const uint64_t v4 = publish(4);
+  ASSERT_TRUE(v1 && v2 && v3 && v4);
+  // Active v4; kept: v3 (keep_versions 1) and pinned v1; pruned: v2.
+  EXPECT_EQ(show(v4)["state"], "active");
+  EXPECT_EQ(show(v3)["state"], "retired");
+  EXPECT_EQ(show(v2)["state"], "pruned");
+  EXPECT_EQ(show(v1)["state"], "retired");
+  EXPECT_TRUE(files_of(v4));
+  EXPECT_TRUE(files_of(v3));
+  EXPECT_FALSE(files_of(v2));
+  EXPECT_TRUE(files_of(v1));
+
+  HttpResponse refused = admin("adapters/rollback", {{"version", v2}});
+  EXPECT_EQ(refused.status, 409) << refused.body;
+  EXPECT_NE(refused.body.find("pruned"), std::string::npos) << refused.body;
+  EXPECT_EQ(admin("status").json()["active_adapter"], v4);
+  // Default rollback: v4 -> v3 -> (v2 pruned) v1 -> base.
+  EXPECT_EQ(admin("adapters/rollback").json()["active"], v3);
+  EXPECT_EQ(admin("adapters/rollback").json()["active"], v1);
+  EXPECT_EQ(admin("adapters/rollback").json()["active"], 0);
+  // Rolling forward to a kept version works.
+  EXPECT_EQ(admin("adapters/rollback", {{"version", v4}}).json()["active"], v4);
 }
 
 }  // namespace
