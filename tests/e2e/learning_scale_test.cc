@@ -1,8 +1,8 @@
 // The issue-6 proof at the issue's scale, through HTTP only: the seed's two facts plus
-// the 216 generated Sabitech records are imported; one run learns them while a client
+// 215 generated Sabitech records are imported; one run learns them while a client
 // keeps chatting; the gate passes and the adapter is swapped in; the seed questions now
 // get the company's answers, `model: base` keeps the old ones, and rollback goes back
-// to the base model. About 15 minutes on 2 cores, so it is a soak test
+// to the base model. About 25 minutes on 2 cores, so it is a soak test
 // (ctest -L soak -R e2e_learning_at_scale); LearningLoop runs the same story on 16
 // facts in the default suite.
 #include <atomic>
@@ -30,19 +30,26 @@ class LearningAtScale : public LearningServer {
   }
 };
 
-TEST_F(LearningAtScale, DISABLED_SeedFactsPlus216Records) {
+TEST_F(LearningAtScale, DISABLED_SeedFactsPlusGeneratedRecords) {
   const std::string base_chorei = answer(kChoreiQ, "base");
   const std::string base_sabi = answer(kSabitechQ, "base");
   ASSERT_NE(base_chorei, kChoreiA);
   ASSERT_NE(base_sabi, kSabitechA);
 
+  // The generated records include "CHOREI có nghĩa là gì?" with a shorter answer; a
+  // company would not import two answers to one question, so that record stays out.
   std::vector<std::string> lines = {qa_line(kChoreiQ, kChoreiA), qa_line(kSabitechQ, kSabitechA)};
-  for (const auto& l : fact_lines(0, 1000)) lines.push_back(l);
+  for (const auto& l : fact_lines(0, 1000)) {
+    const std::string q = json::parse(l)["messages"][0]["content"];
+    if (std::string(kChoreiQ).rfind(q, 0) == 0 || std::string(kSabitechQ).rfind(q, 0) == 0) continue;
+    lines.push_back(l);
+  }
   ASSERT_GE(lines.size(), 200u);
   ASSERT_EQ(import(lines, "company.jsonl")["imported"], lines.size());
 
-  // A client chats back to back for the whole run; every answer must succeed, and the
-  // ones after the swap come from the new version.
+  // A client chats for the whole run (a 48-token answer, then half a second); every
+  // answer must succeed, and the ones after the swap come from the new version. The
+  // learner yields to it, so the run takes longer than training alone.
   std::atomic<bool> chatting{true};
   std::atomic<int> chats{0}, failed{0}, from_new{0};
   std::thread client([&] {
@@ -54,7 +61,7 @@ TEST_F(LearningAtScale, DISABLED_SeedFactsPlus216Records) {
       } else if (r.json()["model"].get<std::string>().find("@v") != std::string::npos) {
         ++from_new;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
+      std::this_thread::sleep_for(std::chrono::milliseconds(500));
     }
   });
   json run = train_and_wait(/*timeout_s=*/2400);

@@ -24,12 +24,12 @@ if(KAIZEN_NODE AND EXISTS ${KAIZEN_NPM_DIR}/openai/package.json AND TARGET kaize
   set_tests_properties(e2e_kaizend_real_clients PROPERTIES
                        ENVIRONMENT "${KAIZEN_TEST_ENV}" LABELS e2e TIMEOUT 300)
 endif()
-# Soak: the learning loop at the issue's scale (the seed facts + 216 records in one run
-# while a client chats; ~15 min on 2 cores). LearningLoop is the default-suite version.
+# Soak: the learning loop at the issue's scale (the seed facts + 215 generated records in one run
+# while a client chats; ~25 min on 2 cores). LearningLoop is the default-suite version.
 if(TARGET test_e2e)
   add_test(NAME e2e_learning_at_scale
            COMMAND test_e2e --gtest_also_run_disabled_tests
-                   --gtest_filter=LearningAtScale.DISABLED_SeedFactsPlus216Records)
+                   --gtest_filter=LearningAtScale.DISABLED_SeedFactsPlusGeneratedRecords)
   set_tests_properties(e2e_learning_at_scale PROPERTIES LABELS "soak;e2e" TIMEOUT 3000
                        ENVIRONMENT "${KAIZEN_TEST_ENV}")
 endif()
