@@ -2,7 +2,7 @@
 // 215 generated Sabitech records are imported; one run learns them while a client
 // keeps chatting; the gate passes and the adapter is swapped in; the seed questions now
 // get the company's answers, `model: base` keeps the old ones, and rollback goes back
-// to the base model. About 25 minutes on 2 cores, so it is a soak test
+// to the base model. About 15 minutes on 2 cores, so it is a soak test
 // (ctest -L soak -R e2e_learning_at_scale); LearningLoop runs the same story on 16
 // facts in the default suite.
 #include <atomic>

@@ -25,7 +25,7 @@ if(KAIZEN_NODE AND EXISTS ${KAIZEN_NPM_DIR}/openai/package.json AND TARGET kaize
                        ENVIRONMENT "${KAIZEN_TEST_ENV}" LABELS e2e TIMEOUT 300)
 endif()
 # Soak: the learning loop at the issue's scale (the seed facts + 215 generated records in one run
-# while a client chats; ~25 min on 2 cores). LearningLoop is the default-suite version.
+# while a client chats; ~15 min on 2 cores). LearningLoop is the default-suite version.
 if(TARGET test_e2e)
   add_test(NAME e2e_learning_at_scale
            COMMAND test_e2e --gtest_also_run_disabled_tests
