@@ -252,12 +252,13 @@ void Learner::loop() {
       const auto& t = options_.train;
       std::string trigger;
       const uint64_t from = consumed_seq();
-      if (t.min_new_examples > 0 && count_new(from, static_cast<size_t>(t.min_new_examples)) >=
+      const uint64_t fresh_from = std::max(from, auto_hold_seq_);
+      if (t.min_new_examples > 0 && count_new(fresh_from, static_cast<size_t>(t.min_new_examples)) >=
                                         static_cast<size_t>(t.min_new_examples)) {
         trigger = "min_new_examples";
       } else if (t.interval_s > 0 && seconds_since(last_interval) >= static_cast<double>(t.interval_s)) {
         last_interval = Clock::now();
-        if (count_new(from, 1) > 0) trigger = "interval";
+        if (count_new(fresh_from, 1) > 0) trigger = "interval";
       }
       if (trigger.empty()) continue;
       auto plan = plan_locked(trigger, from);
@@ -272,9 +273,14 @@ void Learner::loop() {
     }
     Plan plan = std::move(*pending_);
     pending_.reset();
+    const uint64_t run_id = plan.run_id;
     lock.unlock();
     execute(std::move(plan));
+    auto finished = store_.get_run(run_id);
     lock.lock();
+    if (finished.ok() && finished->state == storage::RunState::kFailed) {
+      auto_hold_seq_ = std::max(auto_hold_seq_, finished->config.value("through_state_seq", uint64_t{0}));
+    }
     running_.store(false);
     last_interval = Clock::now();
   }

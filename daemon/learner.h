@@ -136,6 +136,10 @@ class Learner {
   std::map<std::string, uint64_t> runs_by_state_;
   std::atomic<bool> running_{false};
   std::atomic<bool> cancel_{false};
+  // After a run failed or was cancelled, automatic triggers count new examples from here
+  // (the failed run's through_state_seq), so they do not restart the same run every
+  // second; its examples stay new for the next run (`train now`, or once more arrive).
+  uint64_t auto_hold_seq_ = 0;  // guarded by mu_
   std::thread thread_;
 };
 

@@ -156,5 +156,99 @@ TEST_F(AdapterRetention, PrunesPastKeepVersionsNeverPinnedAndRefusesPrunedRollba
   EXPECT_EQ(admin("adapters/rollback", {{"version", v4}}).json()["active"], v4);
 }
 
+// Automatic triggers and cancellation: train.min_new_examples starts a run by itself
+// once that many approved examples are new (not before); train.interval_s starts one
+// when anything new waits; `train/cancel` stops a run between optimizer steps, nothing
+// is published, the triggers do not restart it by themselves, and its examples stay new
+// for the next run.
+class LearnerTriggers : public LearningPolicy {
+ protected:
+  void configure(Config& c) override {
+    LearningPolicy::configure(c);
+    c.train.min_new_examples = 3;
+    c.train.interval_s = 0;
+    c.train.max_steps = 0;  // runs of real length, so one can be cancelled mid-way
+    c.train.epochs = 400;
+  }
+  json runs() { return admin("runs").json()["runs"]; }
+  // Waits until the newest run is in `state` (or `timeout_s` passes); returns it.
+  json wait_newest(const std::string& state, double timeout_s = 60) {
+    const auto t0 = std::chrono::steady_clock::now();
+    json r;
+    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < timeout_s) {
+      r = runs();
+      if (!r.empty() && r[0]["state"] == state) return r[0];
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    ADD_FAILURE() << "no run in state " << state << " after " << timeout_s << " s: " << r.dump();
+    return nullptr;
+  }
+  std::vector<std::string> facts(int first, int n) {
+    std::vector<std::string> out;
+    for (int i = first; i < first + n; ++i) {
+      out.push_back(qa_line("Trigger question " + std::to_string(i), "Answer " + std::to_string(i)));
+    }
+    return out;
+  }
+};
+
+TEST_F(LearnerTriggers, MinNewExamplesStartsARunAndCancelStopsIt) {
+  ASSERT_EQ(import(facts(0, 2), "a.jsonl")["imported"], 2);
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // the loop checks every second
+  EXPECT_TRUE(runs().empty()) << "2 new examples < train.min_new_examples 3";
+
+  ASSERT_EQ(import(facts(2, 1), "b.jsonl")["imported"], 1);
+  json run = wait_newest("running", 10);
+  ASSERT_TRUE(run.is_object());
+  EXPECT_EQ(run["trigger"], "min_new_examples");
+  EXPECT_EQ(run["example_ids"].size(), 3u);
+  // Cancel once it is training.
+  for (int i = 0; i < 300; ++i) {
+    json st = admin("train/status").json();
+    if (st.contains("run") && st["run"]["phase"] == "train" && st["run"]["step"].get<int64_t>() > 0) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  EXPECT_EQ(admin("train/cancel").json()["cancelled"], true);
+  json failed = wait_newest("failed", 30);
+  ASSERT_TRUE(failed.is_object());
+  EXPECT_EQ(failed["verdict"], "cancelled by the operator");
+  EXPECT_EQ(failed["adapter_version"], 0);  // nothing published
+  EXPECT_EQ(admin("status").json()["active_adapter"], 0);
+  EXPECT_EQ(admin("train/cancel").json()["cancelled"], false);  // nothing running now
+  // The automatic trigger does not restart the cancelled run by itself...
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_EQ(runs()[0]["id"], failed["id"]);
+  // ...but its examples are still new: the next run (here `train now`) takes them.
+  HttpResponse now = admin("train/now");
+  ASSERT_EQ(now.status, 200) << now.body;
+  json again = wait_newest("running", 10);
+  ASSERT_TRUE(again.is_object());
+  EXPECT_NE(again["id"], failed["id"]);
+  EXPECT_EQ(again["trigger"], "manual");
+  EXPECT_EQ(again["example_ids"], failed["example_ids"]);
+  EXPECT_EQ(admin("train/cancel").json()["cancelled"], true);
+  wait_newest("failed", 30);
+}
+
+class LearnerInterval : public LearnerTriggers {
+ protected:
+  void configure(Config& c) override {
+    LearnerTriggers::configure(c);
+    c.train.min_new_examples = 0;
+    c.train.interval_s = 2;
+    c.train.max_steps = 3;
+  }
+};
+
+TEST_F(LearnerInterval, IntervalStartsARunOnlyWhenSomethingIsNew) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  EXPECT_TRUE(runs().empty()) << "nothing new: the interval must not start empty runs";
+  ASSERT_EQ(import(facts(0, 1), "a.jsonl")["imported"], 1);
+  json run = wait_newest("published", 30);
+  ASSERT_TRUE(run.is_object());
+  EXPECT_EQ(run["trigger"], "interval");
+  EXPECT_EQ(run["example_ids"].size(), 1u);
+}
+
 }  // namespace
 }  // namespace kaizen::daemon::testing
