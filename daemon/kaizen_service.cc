@@ -405,13 +405,14 @@ class KaizenService : public Service {
       // To VERSION, to "base" (no adapter), or by default to the newest published version
       // older than the active one, which is the base model when there is none.
       const uint64_t current = registry_.active().version;
-      uint64_t v = 0;
-      const bool to_base = args.contains("version") && args["version"].is_string() &&
-                           args["version"].get<std::string>() == "base";
-      if (args.contains("version") && !to_base) {
-        v = parse_version(args["version"]);
-        if (v == 0) return Error::InvalidRequest("give a version (e.g. \"v3\") or \"base\"", "version");
-      } else if (!to_base) {
+      uint64_t v = 0;  // 0 = the base model
+      if (args.contains("version")) {
+        const json& want = args["version"];
+        if (!(want.is_string() && want.get<std::string>() == "base")) {
+          v = parse_version(want);
+          if (v == 0) return Error::InvalidRequest("give a version (e.g. \"v3\") or \"base\"", "version");
+        }
+      } else {
         if (current == 0) return Error::NotFound("nothing to roll back: the base model is serving");
         storage::PageRequest p;
         p.limit = 1000;

@@ -273,14 +273,9 @@ void Learner::loop() {
     }
     Plan plan = std::move(*pending_);
     pending_.reset();
-    const uint64_t run_id = plan.run_id;
     lock.unlock();
     execute(std::move(plan));
-    auto finished = store_.get_run(run_id);
     lock.lock();
-    if (finished.ok() && finished->state == storage::RunState::kFailed) {
-      auto_hold_seq_ = std::max(auto_hold_seq_, finished->config.value("through_state_seq", uint64_t{0}));
-    }
     running_.store(false);
     last_interval = Clock::now();
   }
@@ -315,6 +310,7 @@ void Learner::execute(Plan plan) {
     std::lock_guard<std::mutex> lock(mu_);
     last_ = run_summary(run);
     ++runs_by_state_[storage::to_string(state)];
+    if (state == storage::RunState::kFailed) auto_hold_seq_ = std::max(auto_hold_seq_, plan.through_seq);
   };
   spdlog::info("event=run_started run={} trigger={} examples={} active=v{}", run.id, run.trigger,
                plan.examples.size(), active.version);

@@ -281,6 +281,8 @@ class Store {
   // Caller holds write_mu_ (state_seq order must be commit order).
   Status put_example_records(rocksdb::WriteBatch* batch, Example* example, const Example* previous);
   Status activate_in_batch(rocksdb::WriteBatch* batch, Adapter* adapter);
+  // The active adapter's record -> retired, unless there is none or it is `next`.
+  Status retire_active_in_batch(rocksdb::WriteBatch* batch, uint64_t next);
   // Pending -> approved/rejected, with the proposal's feedback. Caller holds write_mu_.
   Status review_in_batch(rocksdb::WriteBatch* batch, Example* example, bool approve, const std::string& reviewer);
 

@@ -45,18 +45,22 @@ Status Store::put_adapter(const Adapter& adapter) {
   return write(&batch, /*sync=*/true);
 }
 
-Status Store::activate_in_batch(rocksdb::WriteBatch* batch, Adapter* adapter) {
+Status Store::retire_active_in_batch(rocksdb::WriteBatch* batch, uint64_t next) {
   auto active = active_adapter_version();
   if (!active.ok()) return active.status();
-  if (*active != 0 && *active != adapter->version) {
-    auto old = get_adapter(*active);
-    if (old.ok()) {
-      old->state = AdapterState::kRetired;
-      batch->Put(h_->cf[kCfAdapters], keys::adapter(old->version), encode(*old));
-    } else if (!old.status().IsNotFound()) {
-      return old.status();
-    }
+  if (*active == 0 || *active == next) return Status::OK();
+  auto old = get_adapter(*active);
+  if (old.ok()) {
+    old->state = AdapterState::kRetired;
+    batch->Put(h_->cf[kCfAdapters], keys::adapter(old->version), encode(*old));
+  } else if (!old.status().IsNotFound()) {
+    return old.status();
   }
+  return Status::OK();
+}
+
+Status Store::activate_in_batch(rocksdb::WriteBatch* batch, Adapter* adapter) {
+  KAIZEN_RETURN_IF_ERROR(retire_active_in_batch(batch, adapter->version));
   adapter->state = AdapterState::kActive;
   batch->Put(h_->cf[kCfAdapters], keys::adapter(adapter->version), encode(*adapter));
   batch->Put(h_->cf[kCfMeta], keys::kActiveAdapter, keys::u64(adapter->version));
@@ -76,18 +80,8 @@ Status Store::publish_adapter(Adapter adapter) {
 Status Store::set_active_adapter(uint64_t version) {
   std::lock_guard<std::mutex> lock(write_mu_);
   if (version == 0) {  // back to the base model: retire the active record, clear the pointer
-    auto active = active_adapter_version();
-    if (!active.ok()) return active.status();
     rocksdb::WriteBatch batch;
-    if (*active != 0) {
-      auto old = get_adapter(*active);
-      if (old.ok()) {
-        old->state = AdapterState::kRetired;
-        batch.Put(h_->cf[kCfAdapters], keys::adapter(old->version), encode(*old));
-      } else if (!old.status().IsNotFound()) {
-        return old.status();
-      }
-    }
+    KAIZEN_RETURN_IF_ERROR(retire_active_in_batch(&batch, 0));
     batch.Delete(h_->cf[kCfMeta], keys::kActiveAdapter);
     return write(&batch, /*sync=*/true).WithContext("activate the base model");
   }
