@@ -261,7 +261,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
     const int status = res_->result_int();
     const bool keep = res_->keep_alive();
     res_.reset();
-    end_request(status);
+    end_request(ec ? 499 : status);  // a reply that could not be written was not delivered
     stop_watch();
     if (ec) return close();
     if (!keep) return must_close_ ? linger_close() : close();
@@ -354,6 +354,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
 
   void on_done(const ChatResult& r) {
     engine_running_ = false;
+    stop_watch();  // nothing left to cancel; from here a vanished client fails a write
     release_slot();
     if (client_gone_) return;
     if (!streaming_) return send_reply(Reply{200, completion_body(ticket_, content_, r)});
@@ -366,6 +367,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
 
   void on_chat_error(const Error& e) {
     engine_running_ = false;
+    stop_watch();
     release_slot();
     if (client_gone_) return;
     logger()->warn("event=chat_error status={} message=\"{}\"", e.http_status, e.message);
@@ -413,12 +415,10 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
   // While a chat runs no request is read, so a vanished client is seen by waiting for
   // readability: EOF or an error means it left (a pipelined request means it did not).
   void watch_disconnect() {
-    watching_ = true;
     uint64_t gen = ++watch_gen_;
     stream_.socket().async_wait(
         Socket::wait_read, [self = this->shared_from_this(), gen](error_code ec) {
-          if (gen != self->watch_gen_ || !self->watching_) return;
-          self->watching_ = false;
+          if (gen != self->watch_gen_) return;
           if (ec) return self->on_client_gone();
           char c;
           ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1,
@@ -428,13 +428,14 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
         });
   }
 
-  void stop_watch() {
-    if (!watching_) return;
-    watching_ = false;
-    ++watch_gen_;
-    error_code ec;
-    stream_.socket().cancel(ec);
-  }
+  // Retires the pending readability wait: its handler, when it runs, sees a stale
+  // generation and does nothing. It must stop watching as soon as the engine is done,
+  // not when the answer is written: a client that reads the whole answer and hangs up
+  // at once would otherwise race the write's completion and be counted as gone (499)
+  // though it got everything. Not socket().cancel(): that would also abort a write in
+  // flight (a streaming chat's last chunks). The stale wait ends with the next request
+  // on this connection or when the socket closes.
+  void stop_watch() { ++watch_gen_; }
 
   void on_client_gone() {
     if (client_gone_) return;
@@ -536,7 +537,6 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
   Clock::time_point started_;
   uint64_t idle_gen_ = 0;
   uint64_t watch_gen_ = 0;
-  bool watching_ = false;
   Clock::time_point linger_until_;
 
   // Chat state (one chat per connection at a time; everything runs on the strand).

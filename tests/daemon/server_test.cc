@@ -11,6 +11,7 @@
 #include <chrono>
 #include <cstdio>
 #include <string>
+#include <atomic>
 #include <thread>
 #include <vector>
 
@@ -477,6 +478,42 @@ TEST(ServerTest, MetricsExposition) {
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.header("content-type").rfind("text/plain; version=0.0.4", 0), 0u);
   EXPECT_EQ(missing(), "") << r.body;
+}
+
+// A client that reads the whole answer and hangs up at once got its answer: it is
+// counted as served (200), not as gone (499). The disconnect watch used to stay armed
+// until the answer's write completed, and the hang-up could win that race (CI saw a
+// 499 in MetricsExposition).
+TEST(ServerTest, HangingUpRightAfterTheAnswerCountsAsServed) {
+  TestServer s;
+  constexpr int kChats = 150;
+  // The race needs an I/O thread preempted between the two completions: spinning
+  // threads make that likely (without them the old code passed on an idle machine and
+  // miscounted ~5% of these chats on a loaded one).
+  std::atomic<bool> spin{true};
+  std::vector<std::thread> hogs;
+  for (int i = 0; i < 3; ++i) {
+    hogs.emplace_back([&spin] {
+      while (spin.load(std::memory_order_relaxed)) {
+      }
+    });
+  }
+  for (int i = 0; i < kChats; ++i) {
+    HttpResponse r = s.chat(chat_body("quick " + std::to_string(i), /*stream=*/i % 2 == 1));
+    EXPECT_EQ(r.status, 200) << i;
+  }
+  spin = false;
+  for (auto& h : hogs) h.join();
+  const std::string served =
+      "kaizen_http_requests_total{route=\"chat\",status=\"200\"} " + std::to_string(kChats) + "\n";
+  std::string m;
+  for (int i = 0; i < 250 && m.find(served) == std::string::npos; ++i) {
+    if (i > 0) std::this_thread::sleep_for(20ms);
+    m = get(s.port(), "/metrics", {bearer()}).body;
+  }
+  EXPECT_NE(m.find(served), std::string::npos) << m;
+  EXPECT_EQ(m.find("status=\"499\""), std::string::npos) << m;
+  EXPECT_NE(m.find("kaizen_http_chats_cancelled_total 0"), std::string::npos) << m;
 }
 
 TEST(ServerTest, ReloadSwapsTokenAndLimits) {
