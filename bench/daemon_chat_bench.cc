@@ -1,8 +1,10 @@
 // kaizend under load, in-process on loopback: the real Service (engine + Store) behind
 // the real HTTP server on the demo-sized model.
 //  1. Bounded load: C concurrent clients x R streaming chats each; p50/p99 latency,
-//     time to first token, completion tokens/s, failures. Peer: the same requests
-//     generated one after another in-process without the server, in the same run.
+//     time to first token, completion tokens/s, failures. Peers in the same run: the
+//     same load on an engine without continuous batching (decode_batch = 1: one chat
+//     per forward, round-robin), and the same requests generated one after another
+//     in-process without the server.
 //  2. Time to first token with a ~2,000-token system message, prefix KV cache hit vs
 //     miss (first request computes it, later ones reuse it).
 //
@@ -95,6 +97,65 @@ Outcome streaming_chat(uint16_t port, const std::string& question, int64_t max_t
   return o;
 }
 
+struct Load {
+  std::vector<Outcome> outcomes;
+  double wall_s = 0;
+  int64_t tokens() const {
+    int64_t n = 0;
+    for (const auto& o : outcomes) n += o.tokens;
+    return n;
+  }
+  int64_t failed() const {
+    return std::count_if(outcomes.begin(), outcomes.end(), [](const Outcome& o) { return !o.ok; });
+  }
+  std::vector<double> latencies_ms() const {
+    std::vector<double> v;
+    for (const auto& o : outcomes) v.push_back(o.total_ms);
+    return v;
+  }
+};
+
+// `clients` threads, each sending `requests` streaming chats one after another.
+Load bounded_load(uint16_t port, int clients, int requests, int64_t max_tokens) {
+  Load load;
+  load.outcomes.resize(static_cast<size_t>(clients * requests));
+  auto t0 = Clock::now();
+  std::vector<std::thread> threads;
+  for (int c = 0; c < clients; ++c) {
+    threads.emplace_back([&, c] {
+      for (int r = 0; r < requests; ++r) {
+        load.outcomes[static_cast<size_t>(c * requests + r)] =
+            streaming_chat(port, "Client " + std::to_string(c) + " asks question " + std::to_string(r), max_tokens);
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  load.wall_s = ms(t0, Clock::now()) / 1000;
+  return load;
+}
+
+// Runs `fn(port)` against the real Service + Server started from `config`.
+template <class Fn>
+bool with_server(const Config& config, Fn fn) {
+  auto made = make_kaizen_service(config, StartupProgress{});
+  if (!made.ok()) {
+    std::fprintf(stderr, "service: %s\n", made.error().message.c_str());
+    return false;
+  }
+  auto service = std::move(made.value());
+  ServerOptions opts;
+  opts.use_socket_activation = false;
+  opts.handle_signals = false;
+  opts.reload_source.path.clear();
+  Server server(config, *service, opts);
+  if (!server.start().empty()) return false;
+  std::thread runner([&] { server.run(); });
+  fn(server.tcp_port());
+  server.stop();
+  runner.join();
+  return true;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -122,55 +183,34 @@ int main(int argc, char** argv) {
   config.system_prompt = "You are {agent_name}. Company facts: " + company;
   config.limits.max_active_chats = clients;
   config.limits.max_tokens = 4096;
-  auto made = make_kaizen_service(config, StartupProgress{});
-  if (!made.ok()) {
-    std::fprintf(stderr, "service: %s\n", made.error().message.c_str());
-    return 1;
-  }
-  auto service = std::move(made.value());
-  ServerOptions opts;
-  opts.use_socket_activation = false;
-  opts.handle_signals = false;
-  opts.reload_source.path.clear();
-  Server server(config, *service, opts);
-  if (!server.start().empty()) return 1;
-  std::thread runner([&] { server.run(); });
-  const uint16_t port = server.tcp_port();
 
-  // 2. TTFT with the long system message: first request misses, the next ones hit.
+  // TTFT with the long system message (the first request misses, the next ones hit),
+  // then the bounded load with continuous batching (decode_batch = clients).
+  Outcome miss;
   std::vector<double> hit_ttft;
-  Outcome miss = streaming_chat(port, "Chorei là gì?", 1);
-  for (int i = 0; i < 3; ++i) hit_ttft.push_back(streaming_chat(port, "Question " + std::to_string(i), 1).ttft_ms);
+  Load batched, one_by_one;
+  config.decode_batch = clients;
+  if (!with_server(config, [&](uint16_t port) {
+        miss = streaming_chat(port, "Chorei là gì?", 1);
+        for (int i = 0; i < 3; ++i) hit_ttft.push_back(streaming_chat(port, "Question " + std::to_string(i), 1).ttft_ms);
+        batched = bounded_load(port, clients, requests, max_tokens);
+      }))
+    return 1;
+  // Peer 1: the same load on an engine that runs one chat per forward, round-robin.
+  config.decode_batch = 1;
+  config.state_dir = tmp + "/state-one-by-one";
+  if (!with_server(config, [&](uint16_t port) { one_by_one = bounded_load(port, clients, requests, max_tokens); }))
+    return 1;
   auto m = kaizen::generate::ChatModel::load(config.model, {"cpu", "float32"});
   const size_t sys_tokens = m.encode(m.chat_template->render({{"system", config.system_prompt}}, {false, false})).size();
+  const std::vector<Outcome>& outcomes = batched.outcomes;
+  const double wall_s = batched.wall_s;
 
-  // 1. Bounded load.
-  std::vector<Outcome> outcomes(static_cast<size_t>(clients * requests));
-  auto t0 = Clock::now();
-  std::vector<std::thread> threads;
-  for (int c = 0; c < clients; ++c) {
-    threads.emplace_back([&, c] {
-      for (int r = 0; r < requests; ++r) {
-        outcomes[static_cast<size_t>(c * requests + r)] =
-            streaming_chat(port, "Client " + std::to_string(c) + " asks question " + std::to_string(r), max_tokens);
-      }
-    });
-  }
-  for (auto& t : threads) t.join();
-  const double wall_s = ms(t0, Clock::now()) / 1000;
-  server.stop();
-  runner.join();
-  service.reset();
-
-  std::vector<double> lat, ttft;
-  int64_t tokens = 0, failed = 0;
-  for (const auto& o : outcomes) {
-    if (!o.ok) ++failed;
-    lat.push_back(o.total_ms);
-    ttft.push_back(o.ttft_ms);
-    tokens += o.tokens;
-  }
-  // Peer: the same work generated sequentially in-process (no HTTP, no engine, no log).
+  const std::vector<double> lat = batched.latencies_ms();
+  const int64_t tokens = batched.tokens(), failed = batched.failed();
+  std::vector<double> ttft;
+  for (const auto& o : outcomes) ttft.push_back(o.ttft_ms);
+  // Peer 2: the same work generated sequentially in-process (no HTTP, no engine, no log).
   kaizen::generate::GenerateOptions go;
   go.max_new_tokens = max_tokens;
   go.eos_token_ids = m.eos_token_ids;
@@ -193,10 +233,17 @@ int main(int argc, char** argv) {
   std::printf("  failed                      %9lld of %zu\n", (long long)failed, outcomes.size());
   std::printf("  latency p50 / p99 (ms)      %9.1f / %.1f\n", pct(lat, 0.5), pct(lat, 0.99));
   std::printf("  TTFT p50 / p99 (ms)         %9.1f / %.1f\n", pct(ttft, 0.5), pct(ttft, 0.99));
-  std::printf("  completion tokens/s         %9.1f (server, concurrent)\n", tokens / wall_s);
+  std::printf("  completion tokens/s         %9.1f (server, concurrent, decode_batch %d)\n", tokens / wall_s,
+              clients);
+  std::printf("  peer tokens/s               %9.1f (server, concurrent, decode_batch 1: one chat per forward; "
+              "%lld failed, p50 %.1f ms)\n",
+              one_by_one.tokens() / one_by_one.wall_s, (long long)one_by_one.failed(),
+              pct(one_by_one.latencies_ms(), 0.5));
+  std::printf("  ratio batched/one-by-one    %9.2fx\n",
+              (tokens / wall_s) / std::max(1e-9, one_by_one.tokens() / one_by_one.wall_s));
   std::printf("  peer tokens/s               %9.1f (in-process, sequential, uncached system message)\n",
               peer_tokens / peer_s);
   std::printf("  ratio server/peer           %9.2fx\n", (tokens / wall_s) / (peer_tokens / peer_s));
   std::filesystem::remove_all(tmp);
-  return failed == 0 ? 0 : 1;
+  return failed == 0 && one_by_one.failed() == 0 ? 0 : 1;
 }

@@ -1,10 +1,16 @@
 // Decode and prefill throughput of the C++ decoder on a Qwen3-0.6B-shaped model
 // (random weights, real shapes, fp32) against the Python reference (tools/ref, same
-// torch, same threads, two thread set-ups) measured in the same run. Not a test:
-// prints a table + ratios.
+// torch, same threads, two thread set-ups) measured in the same run. Then concurrent
+// decode (what kaizend's engine does with several chats): B sequences, each with its
+// own cache, decoded together by one batched forward per step (Decoder::decode_step,
+// half the rows on one LoRA adapter, half on another) against the same B sequences
+// stepped one forward each, round-robin, in the same run. Not a test: prints tables
+// + ratios.
 //
 //   decode_bench [--threads 2] [--prefill 512] [--decode 64] [--layers 28] [--keep DIR]
 //                [--profile TRACE.json] [--mmap 1 (weights alias the file)]
+//                [--batches 4,8] [--batch-prompt 128] [--batch-lora 0 (no adapters)]
+//                [--peers 0 (skip tools/ref)]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -19,6 +25,7 @@
 #include <torch/torch.h>
 
 #include "bench/bench_args.h"
+#include "learning/adapter/peft.h"
 #include "learning/model/loader.h"
 #include "learning/model/threads.h"
 #include "learning/model/tiny.h"
@@ -40,6 +47,48 @@ std::string run(const std::string& cmd) {
   while ((n = fread(buf, 1, sizeof buf, p)) > 0) out.append(buf, n);
   pclose(p);
   return out;
+}
+
+// Concurrent decode of B sequences (prompts of `prompt` random tokens, `steps` tokens
+// each): batched (one decode_step per step) vs round-robin (one forward per sequence
+// per step, the engine before continuous batching). Returns total tokens/s of both.
+std::pair<double, double> concurrent_decode(const kaizen::model::Decoder& d, int64_t B, int64_t prompt,
+                                            int64_t steps,
+                                            const std::vector<const kaizen::adapter::Adapter*>& adapters) {
+  using kaizen::model::KVCache;
+  using kaizen::model::LogitsFor;
+  auto prefilled = [&](std::vector<KVCache>& caches, std::vector<int64_t>& next) {
+    caches.clear();
+    next.clear();
+    torch::manual_seed(7);
+    for (int64_t b = 0; b < B; ++b) {
+      caches.push_back(d.make_cache(1, prompt + steps + 1));
+      auto ids = torch::randint(0, d.config().vocab_size, {1, prompt}, torch::kInt64);
+      next.push_back(d.forward(ids, &caches.back(), adapters[b], LogitsFor::kLast)[0].argmax().item<int64_t>());
+    }
+  };
+  std::vector<KVCache> caches;
+  std::vector<int64_t> next;
+  prefilled(caches, next);
+  std::vector<KVCache*> ptrs;
+  for (auto& c : caches) ptrs.push_back(&c);
+  auto t0 = Clock::now();
+  for (int64_t i = 0; i < steps; ++i) {
+    auto logits = d.decode_step(next, ptrs, adapters);  // (B, V)
+    auto tok = logits.argmax(-1);
+    for (int64_t b = 0; b < B; ++b) next[b] = tok[b].item<int64_t>();
+  }
+  const double batched = B * steps / secs(t0, Clock::now());
+  prefilled(caches, next);
+  t0 = Clock::now();
+  for (int64_t i = 0; i < steps; ++i) {
+    for (int64_t b = 0; b < B; ++b) {
+      auto l = d.forward(torch::tensor({next[b]}).view({1, 1}), &caches[b], adapters[b], LogitsFor::kLast);
+      next[b] = l[0].argmax().item<int64_t>();
+    }
+  }
+  const double round_robin = B * steps / secs(t0, Clock::now());
+  return {batched, round_robin};
 }
 
 }  // namespace
@@ -114,7 +163,9 @@ int main(int argc, char** argv) {
                              {"tools/ref --matvec, both pools", " --matvec", false},
                              {"tools/ref HF eager, split", "", true},
                              {"tools/ref --matvec, split", " --matvec", true}};
+  const bool run_peers = arg(argc, argv, "peers", "1") != "0";  // --peers 0: skip tools/ref
   for (auto& p : peers) {
+    if (!run_peers) break;
     try {
       auto r = nlohmann::json::parse(run(ref_cmd(p.extra, p.split)));
       p.prefill = r.at("prefill_tokens_per_s").get<double>();
@@ -135,6 +186,34 @@ int main(int argc, char** argv) {
                 cpp_decode / p.decode);
   }
   std::printf("anchor: llama.cpp F32 on this machine kind: decode 12-16 t/s, prefill-512 134-158 t/s\n");
+
+  // Concurrent decode: the engine's batched step vs one forward per sequence.
+  const int64_t batch_prompt = std::stoll(arg(argc, argv, "batch-prompt", "128"));
+  std::vector<int64_t> batches;
+  for (std::string list = arg(argc, argv, "batches", "4,8"); !list.empty();) {
+    const size_t comma = list.find(',');
+    batches.push_back(std::stoll(list.substr(0, comma)));
+    list = comma == std::string::npos ? "" : list.substr(comma + 1);
+  }
+  const bool with_lora = arg(argc, argv, "batch-lora", "1") != "0";  // --batch-lora 0: base model rows
+  std::vector<std::shared_ptr<kaizen::adapter::Adapter>> loras;
+  for (uint64_t seed : {1, 2}) {  // rank 16 on all seven projections, the trainer's default
+    c10::InferenceMode off(false);  // trainable-style tensors, as the registry loads them
+    loras.push_back(kaizen::adapter::make_peft_init_adapter(d->config(), 16, 32, false,
+                                                            kaizen::adapter::parse_targets("all"), seed));
+    torch::NoGradGuard no_grad;
+    for (auto& t : loras.back()->parameters()) t.normal_(0, 0.02);
+  }
+  std::printf("\nconcurrent decode, %lld-token prompts, %lld tokens each, %s\n", (long long)batch_prompt,
+              (long long)decode,
+              with_lora ? "rows alternate between two rank-16 adapters" : "base model (--batch-lora 0)");
+  std::printf("%-10s %18s %18s %10s\n", "sequences", "batched t/s", "round-robin t/s", "ratio");
+  for (int64_t B : batches) {
+    std::vector<const kaizen::adapter::Adapter*> adapters;
+    for (int64_t b = 0; b < B; ++b) adapters.push_back(with_lora ? loras[static_cast<size_t>(b % 2)].get() : nullptr);
+    auto [batched, round_robin] = concurrent_decode(*d, B, batch_prompt, decode, adapters);
+    std::printf("%-10lld %18.2f %18.2f %9.2fx\n", (long long)B, batched, round_robin, batched / round_robin);
+  }
   if (temp) fs::remove_all(dir);
   return 0;
 }

@@ -160,6 +160,8 @@ const std::vector<Key>& keys() {
         KAIZEN_KEY("threads", threads, "CPU threads for tensor work; 0 = all cores", 0, 4096),
         KAIZEN_KEY("mmap_weights", mmap_weights,
                    "CPU weights alias the model file (less memory) instead of a huge-page copy (faster)"),
+        KAIZEN_KEY("decode_batch", decode_batch,
+                   "chats decoded together in one batched forward; 1 = one per forward", 1, 1024),
         KAIZEN_KEY("io_threads", io_threads, "HTTP I/O threads", 1, 64),
         KAIZEN_KEY("socket_group", socket_group, "group owning the Unix socket"),
         KAIZEN_KEY("socket_mode", socket_mode, "octal mode of the Unix socket"),

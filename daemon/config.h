@@ -84,6 +84,9 @@ struct Config {
   // CPU weights alias the memory-mapped model file (shared page cache, no copy) instead
   // of a private huge-page copy (faster decode; see learning/model/loader.h).
   bool mmap_weights = false;
+  // Decode steps of up to this many concurrent chats run as one batched forward (the
+  // weights are read once per step for all of them); 1 = one chat per forward.
+  int64_t decode_batch = 8;
 
   // HTTP process.
   int64_t io_threads = 2;                  // Asio threads: parse, validate, write only

@@ -105,7 +105,7 @@ std::shared_ptr<const model::KVCache> Engine::prefix_for(const EngineJob& job) {
   return cache;
 }
 
-bool Engine::step(Active& a) {
+void Engine::step_alone(Active& a) {
   EngineJob& job = *a.job;
   try {
     if (!a.generation) {
@@ -114,30 +114,63 @@ bool Engine::step(Active& a) {
           *model_->decoder, model_->tokenizer, job.prompt, job.adapter.get(), job.options, prefix.get());
     }
     if (job.cancelled.load(std::memory_order_relaxed)) a.generation->cancel();
-    std::string delta = a.generation->step();
+    deliver(a, a.generation->step());
+  } catch (const std::exception& e) {
+    fail(a, e);
+  }
+}
+
+void Engine::step_together(const std::vector<Active*>& batch) {
+  std::vector<generate::Generation*> gens;
+  for (Active* a : batch) gens.push_back(a->generation.get());
+  std::vector<std::string> deltas;
+  try {
+    deltas = generate::Generation::step_together(gens);
+  } catch (const std::exception& e) {
+    // Nothing advanced: step each job alone, so only a job that fails by itself fails.
+    logger()->warn("event=batch_step_failed rows={} error=\"{}\"", batch.size(), e.what());
+    for (Active* a : batch) step_alone(*a);
+    return;
+  }
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.decode_forwards++;
+    stats_.decode_rows += batch.size();
+  }
+  for (size_t i = 0; i < batch.size(); ++i) deliver(*batch[i], deltas[i]);
+}
+
+void Engine::deliver(Active& a, const std::string& delta) {
+  EngineJob& job = *a.job;
+  try {
     if (!delta.empty() && job.on_delta) job.on_delta(delta);
-    if (!a.generation->done()) return true;
+    if (!a.generation->done()) return;
+    a.ended = true;
     const auto& r = a.generation->result();
     {
       std::lock_guard<std::mutex> lock(mu_);
       stats_.jobs_done++;
       const auto now = std::chrono::steady_clock::now();
-      latencies_.push_back({now, std::chrono::duration<double, std::milli>(now - a.job->submitted).count()});
+      latencies_.push_back({now, std::chrono::duration<double, std::milli>(now - job.submitted).count()});
       if (latencies_.size() > kLatencyWindow) latencies_.pop_front();
       stats_.tokens_generated += r.ids.size();
       stats_.prompt_tokens += static_cast<uint64_t>(r.prompt_tokens);
     }
     if (job.on_done) job.on_done(r);
   } catch (const std::exception& e) {
-    // A bad request must not take the engine down: report and drop this job only.
-    logger()->error("event=job_failed error=\"{}\"", e.what());
-    {
-      std::lock_guard<std::mutex> lock(mu_);
-      stats_.jobs_failed++;
-    }
-    if (job.on_error) job.on_error(std::string("generation failed: ") + e.what());
+    if (!a.ended) fail(a, e);
   }
-  return false;
+}
+
+void Engine::fail(Active& a, const std::exception& e) {
+  // A bad request must not take the engine down: report and drop this job only.
+  a.ended = true;
+  logger()->error("event=job_failed error=\"{}\"", e.what());
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    stats_.jobs_failed++;
+  }
+  if (a.job->on_error) a.job->on_error(std::string("generation failed: ") + e.what());
 }
 
 void Engine::run() {
@@ -157,14 +190,25 @@ void Engine::run() {
       }
       active_count_ = active.size();
     }
-    // One step for every active job, round-robin.
-    for (size_t i = 0; i < active.size();) {
-      if (step(active[i])) {
-        ++i;
+    // Jobs that just started (or were cancelled) take a step alone: a prefill is one
+    // forward over the job's own prompt. Every other job decodes one token, batched.
+    std::vector<Active*> decoding;
+    for (Active& a : active) {
+      const bool cancelled = a.job->cancelled.load(std::memory_order_relaxed);
+      if (a.generation && a.generation->decoding() && !cancelled) {
+        decoding.push_back(&a);
       } else {
-        active.erase(active.begin() + static_cast<int64_t>(i));
+        step_alone(a);
       }
     }
+    const size_t max_batch = std::max<size_t>(1, options_.max_batch);
+    for (size_t i = 0; i < decoding.size(); i += max_batch) {
+      std::vector<Active*> batch(decoding.begin() + static_cast<int64_t>(i),
+                                 decoding.begin() + static_cast<int64_t>(std::min(decoding.size(), i + max_batch)));
+      step_together(batch);
+    }
+    active.erase(std::remove_if(active.begin(), active.end(), [](const Active& a) { return a.ended; }),
+                 active.end());
     std::lock_guard<std::mutex> lock(mu_);
     active_count_ = active.size();
   }

@@ -1,7 +1,10 @@
 // The engine: one thread that owns generation on the device (DESIGN.md decision 7).
-// Asio threads submit jobs; the engine interleaves the decode steps of up to
-// max_active jobs round-robin, so one long answer does not starve the others, and
-// keeps an LRU cache of prefix KV (the system message) per adapter version.
+// Asio threads submit jobs; the engine runs up to max_active jobs at once. Each turn it
+// prefills the jobs that just started, then advances every decoding job by one token
+// with batched forwards of up to max_batch rows (continuous batching: jobs join and
+// leave the batch between steps, each with its own adapter and KV cache), so one long
+// answer does not starve the others and concurrent chats share the cost of reading the
+// weights. It keeps an LRU cache of prefix KV (the system message) per adapter version.
 //
 // Thread-safety: submit(), waiting(), active(), stats() and drop_prefixes() may be
 // called from any thread. Job callbacks run on the engine thread, one job's callbacks
@@ -30,7 +33,8 @@ namespace kaizen::daemon {
 
 struct EngineOptions {
   size_t max_queue = 64;             // jobs waiting to start; submit() refuses beyond it
-  size_t max_active = 8;             // jobs decoded round-robin at the same time
+  size_t max_active = 8;             // jobs being generated at the same time
+  size_t max_batch = 8;              // decode rows per batched forward; 1 = one job per forward
   size_t prefix_cache_entries = 16;  // cached prefixes (LRU over all adapter versions)
 };
 
@@ -65,6 +69,8 @@ struct EngineStats {
   uint64_t prefix_hits = 0;
   uint64_t prefix_misses = 0;
   uint64_t prefix_tokens_reused = 0;
+  uint64_t decode_forwards = 0;  // decode forwards run (one per batch)
+  uint64_t decode_rows = 0;      // tokens those forwards produced (rows / forwards = mean batch)
 };
 
 class Engine {
@@ -93,6 +99,7 @@ class Engine {
   struct Active {
     std::shared_ptr<EngineJob> job;
     std::unique_ptr<generate::Generation> generation;
+    bool ended = false;  // on_done or on_error has been called
   };
   struct Prefix {
     std::string adapter_key;
@@ -101,8 +108,13 @@ class Engine {
   };
 
   void run();
-  // Returns false when the job ended (callbacks done).
-  bool step(Active& a);
+  // One step of one job on its own (the prefill for a job that just started).
+  void step_alone(Active& a);
+  // One decode step for every job in `batch` (all decoding) with one forward.
+  void step_together(const std::vector<Active*>& batch);
+  // Hands a step's text to the job, and its result once it is done.
+  void deliver(Active& a, const std::string& delta);
+  void fail(Active& a, const std::exception& e);
   std::shared_ptr<const model::KVCache> prefix_for(const EngineJob& job);
 
   std::shared_ptr<const generate::ChatModel> model_;

@@ -98,6 +98,7 @@ class KaizenService : public Service {
                   *store_) {
     EngineOptions eo;
     eo.max_active = static_cast<size_t>(std::max<int64_t>(1, config_.limits.max_active_chats));
+    eo.max_batch = static_cast<size_t>(std::max<int64_t>(1, config_.decode_batch));
     eo.max_queue = static_cast<size_t>(std::max<int64_t>(1, config_.limits.max_queued_chats));
     engine_ = std::make_unique<Engine>(model_, eo);
     LearnerOptions lo;
@@ -337,6 +338,10 @@ class KaizenService : public Service {
       << "# TYPE kaizen_prompt_tokens_total counter\nkaizen_prompt_tokens_total " << s.prompt_tokens << "\n"
       << "# TYPE kaizen_engine_jobs_total counter\nkaizen_engine_jobs_total{result=\"done\"} " << s.jobs_done
       << "\nkaizen_engine_jobs_total{result=\"failed\"} " << s.jobs_failed << "\n"
+      << "# HELP kaizen_engine_decode_forwards_total Batched decode forwards (rows / forwards = mean batch).\n"
+      << "# TYPE kaizen_engine_decode_forwards_total counter\nkaizen_engine_decode_forwards_total "
+      << s.decode_forwards << "\n"
+      << "# TYPE kaizen_engine_decode_rows_total counter\nkaizen_engine_decode_rows_total " << s.decode_rows << "\n"
       << "# TYPE kaizen_prefix_cache_total counter\nkaizen_prefix_cache_total{result=\"hit\"} " << s.prefix_hits
       << "\nkaizen_prefix_cache_total{result=\"miss\"} " << s.prefix_misses << "\n"
       << "# TYPE kaizen_prefix_tokens_reused_total counter\nkaizen_prefix_tokens_reused_total "

@@ -35,13 +35,22 @@ ExactMatch greedy_exact_match(const model::Decoder& decoder, std::shared_ptr<con
   text::ChatOptions co;
   co.add_generation_prompt = true;
   co.enable_thinking = false;
+  std::vector<std::vector<int64_t>> prompts;
+  std::vector<generate::GenerateOptions> budgets;
   for (const auto& ex : examples) {
     std::vector<int64_t> prompt;
     for (int32_t id : tokenizer->encode(chat_template.render(ex.prompt, co), true)) prompt.push_back(id);
+    prompts.push_back(std::move(prompt));
     generate::GenerateOptions go;
     go.eos_token_ids = options.eos_token_ids;
     go.max_new_tokens = static_cast<int64_t>(tokenizer->encode(ex.answer, true).size()) + options.extra_tokens;
-    auto r = generate::generate(decoder, tokenizer, prompt, adapter, go);
+    budgets.push_back(std::move(go));
+  }
+  if (examples.empty()) return out;
+  auto results = generate::generate_many(decoder, tokenizer, prompts, adapter, budgets, options.max_batch);
+  for (size_t i = 0; i < examples.size(); ++i) {
+    const auto& ex = examples[i];
+    const auto& r = results[i];
     ExactMatchItem item{ex.answer, r.text, r.text == ex.answer};
     out.matched += item.match;
     ++out.total;

@@ -47,6 +47,7 @@ struct ExactMatch {
 struct ExactMatchOptions {
   std::vector<int64_t> eos_token_ids;  // generation stops at these (e.g. ChatModel::eos_token_ids)
   int64_t extra_tokens = 8;            // budget beyond the expected answer's token count
+  size_t max_batch = 16;               // examples generated together (batched decode steps)
 };
 
 // Greedy generation for each example's prompt (rendered with add_generation_prompt and,

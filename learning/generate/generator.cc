@@ -115,7 +115,32 @@ std::string Generation::step() {
     torch::Tensor ids = torch::tensor({next_token_}, torch::kInt64).view({1, 1});
     logits = decoder_.forward(ids, &cache_, adapter_, model::LogitsFor::kLast);
   }
-  const int64_t id = sampler_.sample(logits[0], history_);
+  return accept(logits[0]);
+}
+
+std::vector<std::string> Generation::step_together(const std::vector<Generation*>& batch) {
+  std::vector<int64_t> ids;
+  std::vector<model::KVCache*> caches;
+  std::vector<const adapter::Adapter*> adapters;
+  for (Generation* g : batch) {
+    if (!g->decoding()) throw std::invalid_argument("step_together: a generation is not decoding");
+    if (&g->decoder_ != &batch.front()->decoder_) {
+      throw std::invalid_argument("step_together: generations of different decoders");
+    }
+    ids.push_back(g->next_token_);
+    caches.push_back(&g->cache_);
+    adapters.push_back(g->adapter_);
+  }
+  c10::InferenceMode guard;
+  torch::Tensor logits = batch.front()->decoder_.decode_step(ids, caches, adapters);  // (B, V)
+  std::vector<std::string> deltas;
+  deltas.reserve(batch.size());
+  for (size_t b = 0; b < batch.size(); ++b) deltas.push_back(batch[b]->accept(logits[static_cast<int64_t>(b)]));
+  return deltas;
+}
+
+std::string Generation::accept(const torch::Tensor& logits) {
+  const int64_t id = sampler_.sample(logits, history_);
   if (result_.ids.empty()) result_.prefill_ms = ms_since(start_);
   const bool eos = std::find(options_.eos_token_ids.begin(), options_.eos_token_ids.end(), id) !=
                    options_.eos_token_ids.end();
@@ -144,6 +169,42 @@ GenerateResult generate(const model::Decoder& decoder, std::shared_ptr<const tex
     if (on_text && !delta.empty() && !on_text(delta)) g.cancel();
   }
   return g.result();
+}
+
+std::vector<GenerateResult> generate_many(const model::Decoder& decoder,
+                                          std::shared_ptr<const text::Tokenizer> tokenizer,
+                                          const std::vector<std::vector<int64_t>>& prompts,
+                                          const adapter::Adapter* adapter,
+                                          const std::vector<GenerateOptions>& options, size_t max_batch) {
+  if (options.size() != 1 && options.size() != prompts.size()) {
+    throw std::invalid_argument("generate_many: give one GenerateOptions, or one per prompt");
+  }
+  max_batch = std::max<size_t>(1, max_batch);
+  std::vector<GenerateResult> results(prompts.size());
+  std::vector<std::pair<size_t, std::unique_ptr<Generation>>> running;
+  size_t next = 0;
+  while (next < prompts.size() || !running.empty()) {
+    while (running.size() < max_batch && next < prompts.size()) {
+      auto g = std::make_unique<Generation>(decoder, tokenizer, prompts[next], adapter,
+                                            options.size() == 1 ? options[0] : options[next]);
+      g->step();  // the prefill
+      running.emplace_back(next++, std::move(g));
+    }
+    std::vector<Generation*> batch;
+    for (auto& r : running) {
+      if (r.second->decoding()) batch.push_back(r.second.get());
+    }
+    if (!batch.empty()) Generation::step_together(batch);
+    for (auto it = running.begin(); it != running.end();) {
+      if (it->second->done()) {
+        results[it->first] = it->second->result();
+        it = running.erase(it);
+      } else {
+        ++it;
+      }
+    }
+  }
+  return results;
 }
 
 }  // namespace kaizen::generate

@@ -53,12 +53,23 @@ class Generation {
   // now safe to stream (never part of a stop string, never a partial UTF-8 sequence).
   std::string step();
   bool done() const { return done_; }
+  // Prefilled and not done: the next step() is a single-token decode step, which
+  // step_together() can batch with other generations' steps.
+  bool decoding() const { return prefilled_ && !done_; }
   void cancel();
+
+  // One decode step for several generations at once, with one batched forward
+  // (Decoder::decode_step): returns each one's delta, as its own step() would. Every
+  // generation must be decoding() and run on the same decoder. When the batched forward
+  // throws, no generation has advanced: the caller may retry them one by one with step().
+  static std::vector<std::string> step_together(const std::vector<Generation*>& batch);
   const GenerateResult& result() const { return result_; }
   // The cache after the last step (e.g. to keep a conversation's KV).
   const model::KVCache& cache() const { return cache_; }
 
  private:
+  // Samples from the logits (V) of the last fed position and returns the new safe text.
+  std::string accept(const torch::Tensor& logits);
   std::string finish(FinishReason reason);
   std::string take_safe_text(bool final);
 
@@ -89,5 +100,17 @@ GenerateResult generate(const model::Decoder& decoder,
                         const GenerateOptions& options,
                         const std::function<bool(std::string_view)>& on_text = {},
                         const model::KVCache* prefix = nullptr);
+
+// Generation for many prompts with one adapter, up to max_batch at a time: each prompt
+// is prefilled on its own, then every running one advances with one batched forward per
+// step (Generation::step_together), and a finished one's place goes to the next prompt.
+// Results in prompt order, each what generate() gives for that prompt alone (batched
+// GEMMs round differently in the last float bits, so a near-tie may rarely resolve
+// otherwise). options: one per prompt, or one for all.
+std::vector<GenerateResult> generate_many(const model::Decoder& decoder,
+                                          std::shared_ptr<const text::Tokenizer> tokenizer,
+                                          const std::vector<std::vector<int64_t>>& prompts,
+                                          const adapter::Adapter* adapter,
+                                          const std::vector<GenerateOptions>& options, size_t max_batch = 16);
 
 }  // namespace kaizen::generate

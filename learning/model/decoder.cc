@@ -7,6 +7,8 @@
 
 #include <torch/torch.h>
 
+#include "learning/model/few_rows.h"
+
 namespace kaizen::model {
 
 using adapter::Adapter;
@@ -38,6 +40,14 @@ Tensor rotate_half(const Tensor& x) {
 
 }  // namespace
 
+// The rows of a decode batch (Decoder::decode_step) that share one adapter's LoRA pair
+// for one projection.
+struct RowsLora {
+  const LoraPair* pair;  // never null
+  double scale;
+  Tensor rows;  // (n) int64 row indices; undefined = every row
+};
+
 // One projection y = x W^T (+ b) (+ scale * B (A x)): llama.cpp's build_lora_mm, the
 // single choke point where adapters apply.
 class Linear : public torch::nn::Module {
@@ -60,14 +70,43 @@ class Linear : public torch::nn::Module {
       shape.back() = out_;
       return y.view(shape);
     }
-    y = torch::linear(x, weight_, bias_);
+    y = base_few_rows(x);
+    if (!y.defined()) y = torch::linear(x, weight_, bias_);
     if (lora) y = y + scale * torch::linear(torch::linear(x, lora->a), lora->b);
+    return y;
+  }
+
+  // Inference with a different adapter per group of rows (S-LoRA's batched LoRA): the
+  // base product runs once for all rows, each group adds its B (A x) on its own rows.
+  Tensor operator()(const Tensor& x, const std::vector<RowsLora>& groups) const {
+    Tensor y = (*this)(x, nullptr, 0.0);  // (B, ..., out)
+    for (const RowsLora& g : groups) {
+      if (!g.rows.defined()) {
+        y.add_(torch::linear(torch::linear(x, g.pair->a), g.pair->b), g.scale);
+        continue;
+      }
+      Tensor xs = x.index_select(0, g.rows);
+      y.index_add_(0, g.rows, torch::linear(torch::linear(xs, g.pair->a), g.pair->b).mul_(g.scale));
+    }
     return y;
   }
 
   const Tensor& weight() const { return weight_; }
 
  private:
+  // x W^T (+ b) by linear_few_rows for 2..kFewRowsMax rows (a batched decode step, a
+  // short prefill); undefined when it does not apply.
+  Tensor base_few_rows(const Tensor& x) const {
+    const int64_t rows = x.numel() / in_;
+    if (rows < 2 || rows > kFewRowsMax) return {};
+    Tensor y = linear_few_rows(x.reshape({rows, in_}).contiguous(), weight_);
+    if (!y.defined()) return {};
+    if (bias_.defined()) y.add_(bias_);
+    auto shape = x.sizes().vec();
+    shape.back() = out_;
+    return y.view(shape);
+  }
+
   int64_t in_, out_;
   Tensor weight_, bias_;
 };
@@ -362,6 +401,103 @@ Tensor Decoder::run_layers(const Tensor& ids, KVCache* cache, const Adapter* ada
   return (*norm_)(x);  // (B, T, C)
 }
 
+Tensor Decoder::decode_step(const std::vector<int64_t>& ids, const std::vector<KVCache*>& caches,
+                           const std::vector<const Adapter*>& adapters) const {
+  const ModelConfig& c = config_;
+  const int64_t B = static_cast<int64_t>(ids.size()), H = c.num_attention_heads,
+                Hkv = c.num_key_value_heads, D = c.head_dim;
+  if (B == 0) throw std::invalid_argument("decode_step: empty batch");
+  if (caches.size() != ids.size() || adapters.size() != ids.size()) {
+    throw std::invalid_argument("decode_step: ids, caches and adapters differ in size");
+  }
+  for (int64_t b = 0; b < B; ++b) {
+    if (!caches[b] || caches[b]->batch() != 1) {
+      throw std::invalid_argument("decode_step: every row needs its own batch-1 cache");
+    }
+    if (adapters[b] && adapters[b]->num_layers() != c.num_hidden_layers) {
+      throw std::invalid_argument("decode_step: adapter was made for a model with " +
+                                  std::to_string(adapters[b]->num_layers()) +
+                                  " layers, this one has " + std::to_string(c.num_hidden_layers));
+    }
+  }
+  if (B == 1) {
+    return forward(torch::tensor(ids, torch::kInt64).view({1, 1}), caches[0], adapters[0],
+                   LogitsFor::kLast);
+  }
+  const auto dev = options_.device;
+  std::vector<int64_t> pos(B);
+  for (int64_t b = 0; b < B; ++b) {
+    pos[b] = caches[b]->length(0);
+    caches[b]->reserve(pos[b] + 1);
+  }
+  auto [cos_table, sin_table] = rope_tables(*std::max_element(pos.begin(), pos.end()) + 1);
+  Tensor pos_t = torch::tensor(pos, torch::kInt64).to(dev);                        // (B)
+  Tensor cos = cos_table.index_select(0, pos_t).view({B, 1, 1, D}).to(options_.dtype);
+  Tensor sin = sin_table.index_select(0, pos_t).view({B, 1, 1, D}).to(options_.dtype);
+
+  // Rows grouped by adapter; a group spanning the whole batch needs no row index.
+  struct Group {
+    const Adapter* adapter;
+    std::vector<int64_t> rows;
+    Tensor index;
+  };
+  std::vector<Group> groups;
+  for (int64_t b = 0; b < B; ++b) {
+    if (!adapters[b]) continue;
+    auto g = std::find_if(groups.begin(), groups.end(),
+                          [&](const Group& x) { return x.adapter == adapters[b]; });
+    if (g == groups.end()) g = groups.insert(groups.end(), Group{adapters[b], {}, {}});
+    g->rows.push_back(b);
+  }
+  for (Group& g : groups) {
+    if (static_cast<int64_t>(g.rows.size()) < B) g.index = torch::tensor(g.rows, torch::kInt64).to(dev);
+  }
+  auto lora = [&](int64_t l, Target t) {
+    std::vector<RowsLora> out;
+    for (const Group& g : groups) {
+      if (const LoraPair* p = g.adapter->find(l, t)) out.push_back({p, g.adapter->scale(), g.index});
+    }
+    return out;
+  };
+
+  Tensor x = embed_.index_select(0, torch::tensor(ids, torch::kInt64).to(dev))
+                 .view({B, 1, c.hidden_size});                                       // (B, 1, C)
+  std::vector<Tensor> rows(static_cast<size_t>(B));
+  for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
+    const DecoderLayer& layer = *layers_[l];
+    const Attention& at = *layer.self_attn;
+    Tensor h = (*layer.input_layernorm)(x);                                      // (B, 1, C)
+    Tensor q = (*at.q_proj)(h, lora(l, Target::kQ)).view({B, 1, H, D});
+    Tensor k = (*at.k_proj)(h, lora(l, Target::kK)).view({B, 1, Hkv, D});
+    Tensor v = (*at.v_proj)(h, lora(l, Target::kV)).view({B, 1, Hkv, D});
+    if (c.qk_norm) {
+      q = (*at.q_norm)(q);
+      k = (*at.k_norm)(k);
+    }
+    q = q * cos + rotate_half(q) * sin;                                          // (B, 1, H, D)
+    k = (k * cos + rotate_half(k) * sin).permute({0, 2, 1, 3});                  // (B, Hkv, 1, D)
+    v = v.permute({0, 2, 1, 3});                                                 // (B, Hkv, 1, D)
+    for (int64_t b = 0; b < B; ++b) {
+      Tensor& kc = caches[b]->k(l);                                              // (1, Hkv, cap, D)
+      Tensor& vc = caches[b]->v(l);
+      kc.narrow(2, pos[b], 1).copy_(k.narrow(0, b, 1));
+      vc.narrow(2, pos[b], 1).copy_(v.narrow(0, b, 1));
+      rows[b] = attend(q.narrow(0, b, 1), kc.narrow(2, 0, pos[b] + 1), vc.narrow(2, 0, pos[b] + 1),
+                       Tensor(), pos[b]);                                        // (1, 1, H*D)
+    }
+    Tensor attn = torch::cat(rows, 0);                                           // (B, 1, H*D)
+    x = x + (*at.o_proj)(attn, lora(l, Target::kO));
+
+    const Mlp& mlp = *layer.mlp;
+    h = (*layer.post_attention_layernorm)(x);
+    Tensor gate = (*mlp.gate_proj)(h, lora(l, Target::kGate));                   // (B, 1, I)
+    Tensor up = (*mlp.up_proj)(h, lora(l, Target::kUp));                         // (B, 1, I)
+    x = x + (*mlp.down_proj)(torch::silu(gate) * up, lora(l, Target::kDown));
+  }
+  for (KVCache* cache : caches) cache->advance(0, 1);
+  return lm_head((*norm_)(x).view({B, c.hidden_size}));                         // (B, V)
+}
+
 Tensor Decoder::hidden_states(const Tensor& ids, KVCache* cache, const Adapter* adapter,
                               const std::vector<int64_t>& lengths) const {
   return run_layers(ids.to(options_.device, torch::kInt64), cache, adapter, lengths);
@@ -369,6 +505,10 @@ Tensor Decoder::hidden_states(const Tensor& ids, KVCache* cache, const Adapter* 
 
 Tensor Decoder::lm_head(const Tensor& hidden) const {
   if (lm_head_) return (*lm_head_)(hidden, nullptr, 0.0);
+  if (hidden.dim() == 2 && !torch::GradMode::is_enabled()) {  // (B, C): a batched decode step
+    Tensor y = linear_few_rows(hidden.contiguous(), embed_);
+    if (y.defined()) return y;
+  }
   if (hidden.numel() == config_.hidden_size && !torch::GradMode::is_enabled()) {
     auto shape = hidden.sizes().vec();
     shape.back() = config_.vocab_size;

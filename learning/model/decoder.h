@@ -63,6 +63,19 @@ class Decoder : public torch::nn::Module {
                         const adapter::Adapter* adapter, LogitsFor which = LogitsFor::kAll,
                         const std::vector<int64_t>& lengths = {}) const;
 
+  // One decode step for B independent sequences (continuous batching across requests):
+  // row b feeds token ids[b] at position caches[b]->length(0) of its own batch-1 cache,
+  // with its own adapter (nullptr = base). The projections run once over all B rows, so
+  // every weight is read once per step instead of once per sequence (decode is bound by
+  // reading weights); attention runs row by row on each row's cache, so rows at very
+  // different lengths cost no padding. LoRA deltas apply per group of rows sharing an
+  // adapter. With B = 1 the result is bit for bit forward(ids, cache, adapter, kLast).
+  // Returns (B, V) logits; every cache advances by one. Inference only (no autograd).
+  // Throws std::invalid_argument on mismatched sizes, a cache of batch != 1 or an
+  // adapter made for another layer count; no cache advances then.
+  torch::Tensor decode_step(const std::vector<int64_t>& ids, const std::vector<KVCache*>& caches,
+                            const std::vector<const adapter::Adapter*>& adapters) const;
+
   // The final-norm hidden states (B, T, C) — training computes logits only where it
   // needs them, since (T, V) with V = 151936 dominates memory otherwise.
   torch::Tensor hidden_states(const torch::Tensor& ids, KVCache* cache,

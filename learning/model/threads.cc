@@ -7,6 +7,8 @@
 
 #include <ATen/Parallel.h>
 
+#include "learning/model/few_rows.h"
+
 namespace kaizen::model {
 namespace {
 
@@ -52,6 +54,7 @@ ComputeThreads set_compute_threads(int threads) {
     }
   }
   at::set_num_threads(torch_threads);
+  set_few_rows_threads(threads);
   out.torch_threads = at::get_num_threads();
   if (out.blas == "openblas-pthreads") out.blas_threads = get_blas();
   return out;

@@ -132,6 +132,95 @@ TEST_F(TinyChatModel, PrefixCacheGivesTheSameOutput) {
   EXPECT_EQ(prefix.length(0), P);  // the shared prefix was not modified
 }
 
+// Continuous batching: generations that join and leave a batch (different prompts,
+// budgets and stop rules; one seeded sampler) produce what each produces alone, and
+// stream the same text.
+TEST_F(TinyChatModel, SteppingTogetherGivesWhatEachGivesAlone) {
+  struct Case {
+    std::vector<int64_t> prompt;
+    GenerateOptions options;
+  };
+  auto sampled = greedy(14);
+  sampled.sampling.temperature = 0.8;
+  sampled.sampling.top_k = 40;
+  sampled.sampling.seed = 5;
+  auto stopped = greedy(20);
+  std::vector<Case> cases = {
+      {prompt(), greedy(12)},
+      {model_->encode_chat({{"user", "Bạn có biết về công ty sabitech không?"}}, text::ChatOptions{true, false}),
+       greedy(5)},
+      {model_->encode_chat({{"user", "hello"}}, text::ChatOptions{true, false}), sampled},
+      {model_->encode_chat({{"user", "Chorei"}}, text::ChatOptions{true, false}), stopped},
+  };
+  std::vector<GenerateResult> alone;
+  for (auto& c : cases) alone.push_back(generate(*model_->decoder, model_->tokenizer, c.prompt, nullptr, c.options));
+  // A stop string from the middle of case 3's own answer.
+  ASSERT_GE(alone[3].text.size(), 6u);
+  cases[3].options.stop = {alone[3].text.substr(alone[3].text.size() / 2, 2)};
+  alone[3] = generate(*model_->decoder, model_->tokenizer, cases[3].prompt, nullptr, cases[3].options);
+  ASSERT_EQ(alone[3].finish, FinishReason::kStop);
+
+  std::vector<std::unique_ptr<Generation>> gens;
+  std::vector<std::string> streamed(cases.size());
+  size_t max_batch = 0;
+  for (int turn = 0; turn < 100; ++turn) {
+    if (turn % 2 == 0 && gens.size() < cases.size()) {  // a newcomer every other turn: prefill alone
+      const size_t i = gens.size();
+      gens.push_back(std::make_unique<Generation>(*model_->decoder, model_->tokenizer, cases[i].prompt, nullptr,
+                                                  cases[i].options));
+      streamed[i] += gens[i]->step();
+    }
+    std::vector<Generation*> batch;
+    std::vector<size_t> which;
+    for (size_t i = 0; i < gens.size(); ++i) {
+      if (gens[i]->decoding()) {
+        batch.push_back(gens[i].get());
+        which.push_back(i);
+      }
+    }
+    if (batch.empty() && gens.size() == cases.size()) break;
+    if (batch.empty()) continue;
+    max_batch = std::max(max_batch, batch.size());
+    auto deltas = Generation::step_together(batch);
+    ASSERT_EQ(deltas.size(), batch.size());
+    for (size_t j = 0; j < batch.size(); ++j) streamed[which[j]] += deltas[j];
+  }
+  EXPECT_GE(max_batch, 3u);
+  for (size_t i = 0; i < cases.size(); ++i) {
+    ASSERT_TRUE(gens[i]->done()) << i;
+    const GenerateResult& r = gens[i]->result();
+    EXPECT_EQ(r.ids, alone[i].ids) << i;
+    EXPECT_EQ(r.text, alone[i].text) << i;
+    EXPECT_EQ(r.finish, alone[i].finish) << i;
+    EXPECT_EQ(streamed[i], r.text) << i;
+  }
+  // Only decoding generations can be batched.
+  Generation fresh(*model_->decoder, model_->tokenizer, prompt(), nullptr, greedy(4));
+  EXPECT_THROW(Generation::step_together({&fresh}), std::invalid_argument);
+}
+
+TEST_F(TinyChatModel, GenerateManyEqualsGenerateForEachPrompt) {
+  std::vector<std::vector<int64_t>> prompts;
+  std::vector<GenerateOptions> options;
+  const char* questions[] = {"CHOREI có nghĩa là gì?", "hello", "Sabitech", "Bạn là ai?", "kaizen"};
+  for (int i = 0; i < 5; ++i) {
+    prompts.push_back(model_->encode_chat({{"user", questions[i]}}, text::ChatOptions{true, false}));
+    options.push_back(greedy(3 + 4 * i));  // different budgets: places free up at different steps
+  }
+  options[2].max_new_tokens = 0;  // done before its first step
+  auto many = generate_many(*model_->decoder, model_->tokenizer, prompts, nullptr, options, /*max_batch=*/3);
+  ASSERT_EQ(many.size(), prompts.size());
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    auto one = generate(*model_->decoder, model_->tokenizer, prompts[i], nullptr, options[i]);
+    EXPECT_EQ(many[i].ids, one.ids) << i;
+    EXPECT_EQ(many[i].text, one.text) << i;
+    EXPECT_EQ(many[i].finish, one.finish) << i;
+  }
+  EXPECT_TRUE(many[2].ids.empty());
+  EXPECT_THROW(generate_many(*model_->decoder, model_->tokenizer, prompts, nullptr, {greedy(1), greedy(2)}),
+               std::invalid_argument);
+}
+
 TEST(Sampler, GreedyAndDegenerateFiltersPickTheArgmax) {
   torch::manual_seed(0);
   torch::Tensor logits = torch::randn({1000});

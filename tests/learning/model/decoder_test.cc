@@ -8,6 +8,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
+#include "learning/adapter/peft.h"
 #include "learning/model/loader.h"
 #include "learning/model/safetensors.h"
 #include "learning/model/tiny.h"
@@ -125,6 +126,71 @@ TEST(Decoder, RaggedBatchWithCacheEqualsSingleSequences) {
                                 nullptr, nullptr, LogitsFor::kAll, {7, 3});
   EXPECT_LT((l3[0] - ra).abs().max().item<double>(), 1e-4);
   EXPECT_LT((l3[1].narrow(0, 0, 3) - rb).abs().max().item<double>(), 1e-4);
+}
+
+// Continuous batching: one decode_step over rows at different positions, each with its
+// own cache and adapter (two rows share one), gives every row the logits its own
+// single-sequence forward gives, step after step; with one row it is that forward, bit
+// for bit.
+TEST(Decoder, DecodeStepBatchesRowsWithTheirOwnCachesAndAdapters) {
+  TinyModelSpec spec;
+  spec.seed = 13;
+  auto d = make_random_decoder(spec);
+  auto random_adapter = [&](uint64_t seed, int64_t rank) {
+    auto a = adapter::make_peft_init_adapter(d->config(), rank, 2.0 * rank, false,
+                                             adapter::parse_targets("all"), seed);
+    torch::NoGradGuard g;
+    for (auto& t : a->parameters()) t.normal_(0, 0.1);
+    return a;
+  };
+  auto lora_a = random_adapter(1, 4);
+  auto lora_b = random_adapter(2, 8);
+  const std::vector<const adapter::Adapter*> adapters = {nullptr, lora_a.get(), lora_b.get(), lora_a.get()};
+  const std::vector<std::vector<int64_t>> prompts = {
+      {151644, 872, 198, 9707}, {5, 6, 7, 8, 9, 10, 11, 12, 13}, {42}, {300, 301, 302, 303, 304, 305}};
+  c10::InferenceMode guard;
+  std::vector<KVCache> batched, alone;
+  std::vector<int64_t> next;
+  for (size_t b = 0; b < prompts.size(); ++b) {
+    batched.push_back(d->make_cache(1, 2));  // small: growth inside decode_step is exercised
+    alone.push_back(d->make_cache(1, 2));
+    torch::Tensor ids = torch::tensor(prompts[b]).view({1, -1});
+    torch::Tensor l = d->forward(ids, &batched[b], adapters[b], LogitsFor::kLast);
+    d->forward(ids, &alone[b], adapters[b], LogitsFor::kLast);
+    next.push_back(l[0].argmax().item<int64_t>());
+  }
+  std::vector<KVCache*> caches;
+  for (auto& c : batched) caches.push_back(&c);
+  for (int step = 0; step < 6; ++step) {
+    torch::Tensor together = d->decode_step(next, caches, adapters);  // (B, V)
+    ASSERT_EQ(together.sizes(), (std::vector<int64_t>{4, spec.vocab_size}));
+    for (size_t b = 0; b < prompts.size(); ++b) {
+      torch::Tensor own = d->forward(torch::tensor({next[b]}).view({1, 1}), &alone[b], adapters[b],
+                                     LogitsFor::kLast)[0];
+      const double diff = (together[static_cast<int64_t>(b)] - own).abs().max().item<double>();
+      EXPECT_LT(diff, 1e-4) << "row " << b << " step " << step;
+      EXPECT_EQ(batched[b].length(0), alone[b].length(0));
+      next[b] = own.argmax().item<int64_t>();
+    }
+  }
+  // Rows 1 and 3 share an adapter but not a cache: their logits differ.
+  torch::Tensor last = d->decode_step(next, caches, adapters);
+  EXPECT_GT((last[1] - last[3]).abs().max().item<double>(), 1e-3);
+
+  // One row: exactly forward().
+  KVCache one = batched[1].slice(0, batched[1].length(0));
+  KVCache ref = batched[1].slice(0, batched[1].length(0));
+  torch::Tensor a = d->decode_step({next[1]}, {&one}, {lora_a.get()});
+  torch::Tensor r = d->forward(torch::tensor({next[1]}).view({1, 1}), &ref, lora_a.get(), LogitsFor::kLast);
+  EXPECT_TRUE(torch::equal(a, r));
+
+  // Bad calls name the problem and advance nothing.
+  const int64_t before = batched[0].length(0);
+  KVCache two = d->make_cache(2, 4);
+  EXPECT_THROW(d->decode_step({1, 2}, {caches[0], &two}, {nullptr, nullptr}), std::invalid_argument);
+  EXPECT_THROW(d->decode_step({1, 2}, {caches[0]}, {nullptr, nullptr}), std::invalid_argument);
+  EXPECT_THROW(d->decode_step({}, {}, {}), std::invalid_argument);
+  EXPECT_EQ(batched[0].length(0), before);
 }
 
 // Prompts longer than one attention chunk (Decoder::kAttentionChunk = 256 query rows):
