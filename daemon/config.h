@@ -22,7 +22,7 @@ struct Limits {
   int64_t max_messages = 1000;           // messages per chat request
   int64_t max_tokens = 4096;             // cap on max_tokens; larger requests -> 400
   int64_t default_max_tokens = 1024;     // when the request gives none (capped by max_tokens)
-  int64_t max_active_chats = 4;          // chats handed to the Service at once
+  int64_t max_active_chats = 8;          // chats handed to the Service at once (decoded as one batch)
   int64_t max_queued_chats = 64;         // chats waiting for a slot; over -> 429
   int64_t retry_after_s = 2;             // Retry-After sent with 429
   int64_t max_connections = 2048;        // open connections; over -> 503 + close

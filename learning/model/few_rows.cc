@@ -1,5 +1,7 @@
 #include "learning/model/few_rows.h"
 
+#include <unistd.h>
+
 #include <algorithm>
 #include <atomic>
 #include <condition_variable>
@@ -30,8 +32,10 @@ class RowSplitPool {
   using Job = std::function<void(int part, int parts)>;
 
   // Runs fn(part, n) for part in [0, n), n = few_rows_threads(), and returns true;
-  // false without running anything when another call holds the pool.
+  // false without running anything when another call holds the pool, or in a child
+  // process forked after the pool was made (its workers did not survive the fork).
   bool try_run(const Job& fn) {
+    if (::getpid() != owner_) return false;
     std::unique_lock<std::mutex> run(run_mu_, std::try_to_lock);
     if (!run.owns_lock()) return false;
     const int wanted = few_rows_threads();
@@ -91,6 +95,7 @@ class RowSplitPool {
     workers_.clear();
   }
 
+  const pid_t owner_ = ::getpid();
   std::mutex run_mu_;  // one product at a time; guards workers_
   std::mutex mu_;      // guards job_, pending_, generation_, stop_
   std::condition_variable wake_, done_;

@@ -1,6 +1,9 @@
 // linear_few_rows, the batched-decode projection kernel, against torch::linear: every
 // tail (input width not a multiple of 8, output rows not a multiple of the 3-row tile,
 // input rows not a multiple of 4), split across threads, and from two threads at once.
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <atomic>
 #include <thread>
 #include <vector>
@@ -79,6 +82,29 @@ TEST(FewRows, TwoThreadsAtOnceBothGetTheirProduct) {
   a.join();
   b.join();
   EXPECT_EQ(bad.load(), 0);
+  set_few_rows_threads(0);
+}
+
+// A child forked after the workers started has none of them: its products run on its
+// own thread instead of waiting for workers that do not exist.
+TEST(FewRows, AForkedChildComputesAlone) {
+  if (!kernel_expected()) GTEST_SKIP() << "no AVX2+FMA";
+  set_few_rows_threads(2);
+  c10::InferenceMode guard;
+  torch::Tensor w = torch::randn({3072, 1024}) * 0.05;
+  torch::Tensor x = torch::randn({4, 1024});
+  ASSERT_TRUE(linear_few_rows(x, w).defined());  // the parent's pool is up
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    alarm(20);  // a hang shows as a signal, not a stuck test
+    torch::Tensor y = linear_few_rows(x, w);
+    const bool ok = y.defined() && max_rel_diff(y, torch::linear(x, w)) < 1e-5;
+    ::_exit(ok ? 0 : 1);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "child status " << status;
   set_few_rows_threads(0);
 }
 
