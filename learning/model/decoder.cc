@@ -7,7 +7,7 @@
 
 #include <torch/torch.h>
 
-#include "learning/model/few_rows.h"
+#include "learning/model/cpu_kernels.h"
 
 namespace kaizen::model {
 
@@ -256,6 +256,10 @@ Tensor Decoder::attend(const Tensor& q, const Tensor& k_all, const Tensor& v_all
   const int64_t B = q.size(0), T = q.size(1), H = q.size(2), D = q.size(3), Hkv = k_all.size(1),
                 keys = k_all.size(2), rep = H / Hkv;
   const double scale = 1.0 / std::sqrt(static_cast<double>(D));
+  if (B == 1 && T == 1 && !mask.defined()) {  // a decode step: the CPU kernel when it applies
+    Tensor out = attend_decode(q, {k_all}, {v_all});
+    if (out.defined()) return out;
+  }
   const bool in_place = !torch::GradMode::is_enabled() && q.scalar_type() == torch::kFloat;
   Tensor q5 = q.permute({0, 2, 1, 3}).view({B, Hkv, rep, T, D});
   std::vector<Tensor> chunks;
@@ -285,6 +289,28 @@ Tensor Decoder::attend(const Tensor& q, const Tensor& k_all, const Tensor& v_all
   }
   Tensor attn = chunks.size() == 1 ? chunks[0] : torch::cat(chunks, 2);  // (B, H, T, D)
   return attn.permute({0, 2, 1, 3}).reshape({B, T, H * D});
+}
+
+Tensor Decoder::attend_decode(const Tensor& q, const std::vector<Tensor>& k, const std::vector<Tensor>& v) const {
+  const int64_t B = q.size(0), H = q.size(2), D = q.size(3), Hkv = k.front().size(1);
+  if (q.scalar_type() != torch::kFloat || !q.device().is_cpu() || !q.is_contiguous() ||
+      torch::GradMode::is_enabled()) {
+    return {};
+  }
+  Tensor out = torch::empty({B, 1, H * D}, q.options());
+  std::vector<DecodeAttentionRow> rows;
+  for (int64_t b = 0; b < B; ++b) {
+    const Tensor& kb = k[static_cast<size_t>(b)];
+    const Tensor& vb = v[static_cast<size_t>(b)];
+    const bool layout_ok = kb.scalar_type() == torch::kFloat && vb.scalar_type() == torch::kFloat &&
+                           kb.size(0) == 1 && kb.stride(3) == 1 && kb.stride(2) == D && vb.stride(3) == 1 &&
+                           vb.stride(2) == D && vb.stride(1) == kb.stride(1) && vb.size(2) == kb.size(2);
+    if (!layout_ok) return {};
+    rows.push_back({q.data_ptr<float>() + b * H * D, kb.data_ptr<float>(), vb.data_ptr<float>(), kb.stride(1),
+                    kb.size(2), out.data_ptr<float>() + b * H * D});
+  }
+  const float scale = static_cast<float>(1.0 / std::sqrt(static_cast<double>(D)));
+  return decode_attention(rows, H, Hkv, D, scale) ? out : Tensor();
 }
 
 std::pair<Tensor, Tensor> Decoder::rope_tables(int64_t positions) const {
@@ -462,7 +488,7 @@ Tensor Decoder::decode_step(const std::vector<int64_t>& ids, const std::vector<K
 
   Tensor x = embed_.index_select(0, torch::tensor(ids, torch::kInt64).to(dev))
                  .view({B, 1, c.hidden_size});                                       // (B, 1, C)
-  std::vector<Tensor> rows(static_cast<size_t>(B));
+  std::vector<Tensor> rows(static_cast<size_t>(B)), k_rows(static_cast<size_t>(B)), v_rows(static_cast<size_t>(B));
   for (int64_t l = 0; l < c.num_hidden_layers; ++l) {
     const DecoderLayer& layer = *layers_[l];
     const Attention& at = *layer.self_attn;
@@ -482,10 +508,16 @@ Tensor Decoder::decode_step(const std::vector<int64_t>& ids, const std::vector<K
       Tensor& vc = caches[b]->v(l);
       kc.narrow(2, pos[b], 1).copy_(k.narrow(0, b, 1));
       vc.narrow(2, pos[b], 1).copy_(v.narrow(0, b, 1));
-      rows[b] = attend(q.narrow(0, b, 1), kc.narrow(2, 0, pos[b] + 1), vc.narrow(2, 0, pos[b] + 1),
-                       Tensor(), pos[b]);                                        // (1, 1, H*D)
+      k_rows[b] = kc.narrow(2, 0, pos[b] + 1);                                  // (1, Hkv, L_b, D)
+      v_rows[b] = vc.narrow(2, 0, pos[b] + 1);
     }
-    Tensor attn = torch::cat(rows, 0);                                           // (B, 1, H*D)
+    Tensor attn = attend_decode(q, k_rows, v_rows);                              // (B, 1, H*D)
+    if (!attn.defined()) {
+      for (int64_t b = 0; b < B; ++b) {
+        rows[b] = attend(q.narrow(0, b, 1), k_rows[b], v_rows[b], Tensor(), pos[b]);  // (1, 1, H*D)
+      }
+      attn = torch::cat(rows, 0);
+    }
     x = x + (*at.o_proj)(attn, lora(l, Target::kO));
 
     const Mlp& mlp = *layer.mlp;

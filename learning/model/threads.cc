@@ -7,7 +7,7 @@
 
 #include <ATen/Parallel.h>
 
-#include "learning/model/few_rows.h"
+#include "learning/model/cpu_kernels.h"
 
 namespace kaizen::model {
 namespace {
@@ -54,7 +54,7 @@ ComputeThreads set_compute_threads(int threads) {
     }
   }
   at::set_num_threads(torch_threads);
-  set_few_rows_threads(threads);
+  set_kernel_threads(threads);
   out.torch_threads = at::get_num_threads();
   if (out.blas == "openblas-pthreads") out.blas_threads = get_blas();
   return out;
