@@ -7,8 +7,12 @@
 //     in-process without the server.
 //  2. Time to first token with a ~2,000-token system message, prefix KV cache hit vs
 //     miss (first request computes it, later ones reuse it).
+//  3. A ~3,000-token prompt arriving while clients/2 chats stream: the longest pause in
+//     their streams and the newcomer's TTFT, prefill in prefill_chunk-token chunks
+//     between decode steps vs the whole prompt in one forward (prefill_chunk = 0).
 //
 //   daemon_chat_bench [--clients 8] [--requests 4] [--max-tokens 32] [--hidden 256 --layers 4]
+//                     [--stream-tokens 96]
 #include <algorithm>
 #include <filesystem>
 #include <sys/socket.h>
@@ -53,11 +57,14 @@ double pct(std::vector<double> v, double p) {
 struct Outcome {
   bool ok = false;
   double total_ms = 0, ttft_ms = 0;
+  double max_gap_ms = 0;  // longest pause between two chunks of text after the first
   int64_t tokens = 0;
 };
 
 // One streaming chat over TCP; the first SSE chunk with content marks the first token.
-Outcome streaming_chat(uint16_t port, const std::string& question, int64_t max_tokens) {
+// started (optional) is incremented when the first token arrives.
+Outcome streaming_chat(uint16_t port, const std::string& question, int64_t max_tokens,
+                       std::atomic<int>* started = nullptr) {
   Outcome o;
   json body = {{"model", "kaizen"},
                {"messages", {{{"role", "user"}, {"content", question}}}},
@@ -81,11 +88,19 @@ Outcome streaming_chat(uint16_t port, const std::string& question, int64_t max_t
     if (k != std::string::npos && head.size() > k + key.size() && head[k + key.size()] != '"') break;
   }
   o.ttft_ms = ms(t0, Clock::now());
+  if (started) ++*started;
   std::string rest;
   char buf[4096];
   ssize_t n;
+  auto last = Clock::now();
   while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
-    rest.append(buf, static_cast<size_t>(n));
+    const auto now = Clock::now();
+    const std::string got(buf, static_cast<size_t>(n));
+    if (got.find(key) != std::string::npos) {  // a chunk with text (not usage, not [DONE])
+      o.max_gap_ms = std::max(o.max_gap_ms, ms(last, now));
+      last = now;
+    }
+    rest += got;
     if (rest.find("[DONE]") != std::string::npos) break;
   }
   close(fd);
@@ -132,6 +147,36 @@ Load bounded_load(uint16_t port, int clients, int requests, int64_t max_tokens) 
   for (auto& t : threads) t.join();
   load.wall_s = ms(t0, Clock::now()) / 1000;
   return load;
+}
+
+// A long prompt arriving while `streams` chats stream their answers: how long their
+// streams pause (the longest gap between two chunks, over all streams) and the
+// newcomer's time to first token.
+struct Stall {
+  double max_gap_ms = 0, long_ttft_ms = 0;
+  bool ok = true;
+};
+Stall long_prompt_stall(uint16_t port, int streams, int64_t max_tokens, const std::string& long_question) {
+  Stall st;
+  std::atomic<int> started{0};
+  std::vector<Outcome> outs(static_cast<size_t>(streams));
+  std::vector<std::thread> threads;
+  for (int c = 0; c < streams; ++c) {
+    threads.emplace_back([&, c] {
+      outs[static_cast<size_t>(c)] = streaming_chat(port, "Stream " + std::to_string(c), max_tokens, &started);
+    });
+  }
+  while (started < streams) std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::this_thread::sleep_for(std::chrono::milliseconds(50));  // every stream is in its decode rhythm
+  Outcome newcomer = streaming_chat(port, long_question, 1);
+  for (auto& t : threads) t.join();
+  st.long_ttft_ms = newcomer.ttft_ms;
+  st.ok = newcomer.ok;
+  for (const auto& o : outs) {
+    st.max_gap_ms = std::max(st.max_gap_ms, o.max_gap_ms);
+    st.ok = st.ok && o.ok;
+  }
+  return st;
 }
 
 // Runs `fn(port)` against the real Service + Server started from `config`.
@@ -184,16 +229,28 @@ int main(int argc, char** argv) {
   config.limits.max_active_chats = clients;
   config.limits.max_tokens = 4096;
 
+  std::string long_question;  // ~3,000 tokens the prefix cache knows nothing of
+  for (int i = 0; long_question.size() < 12000; ++i) {
+    long_question += "Ticket " + std::to_string(7000 + i) + ": the printer on floor " + std::to_string(i % 9) +
+                     " jams after " + std::to_string(3 + i % 40) + " pages. ";
+  }
+  const int streams = std::max(1, clients / 2);
+  const int64_t stream_tokens = std::stoll(arg(argc, argv, "stream-tokens", "96"));
+
   // TTFT with the long system message (the first request misses, the next ones hit),
-  // then the bounded load with continuous batching (decode_batch = clients).
+  // then the bounded load with continuous batching (decode_batch = clients), then a
+  // long prompt arriving while chats stream (prefill in prefill_chunk-token chunks).
   Outcome miss;
   std::vector<double> hit_ttft;
   Load batched, one_by_one;
+  Stall chunked, whole;
   config.decode_batch = clients;
+  const int64_t prefill_chunk = config.prefill_chunk;
   if (!with_server(config, [&](uint16_t port) {
         miss = streaming_chat(port, "Chorei là gì?", 1);
         for (int i = 0; i < 3; ++i) hit_ttft.push_back(streaming_chat(port, "Question " + std::to_string(i), 1).ttft_ms);
         batched = bounded_load(port, clients, requests, max_tokens);
+        chunked = long_prompt_stall(port, streams, stream_tokens, long_question);
       }))
     return 1;
   // Peer 1: the same load on an engine that runs one chat per forward, round-robin.
@@ -201,7 +258,17 @@ int main(int argc, char** argv) {
   config.state_dir = tmp + "/state-one-by-one";
   if (!with_server(config, [&](uint16_t port) { one_by_one = bounded_load(port, clients, requests, max_tokens); }))
     return 1;
+  // Peer 2: the long prompt prefilled in one forward (prefill_chunk = 0).
+  config.decode_batch = clients;
+  config.prefill_chunk = 0;
+  config.state_dir = tmp + "/state-whole-prefill";
+  if (!with_server(config, [&](uint16_t port) {
+        streaming_chat(port, "Chorei là gì?", 1);  // the system message's prefix, as above
+        whole = long_prompt_stall(port, streams, stream_tokens, long_question);
+      }))
+    return 1;
   auto m = kaizen::generate::ChatModel::load(config.model, {"cpu", "float32"});
+  const size_t long_tokens = m.encode(long_question).size();
   const size_t sys_tokens = m.encode(m.chat_template->render({{"system", config.system_prompt}}, {false, false})).size();
   const std::vector<Outcome>& outcomes = batched.outcomes;
   const double wall_s = batched.wall_s;
@@ -244,6 +311,15 @@ int main(int argc, char** argv) {
   std::printf("  peer tokens/s               %9.1f (in-process, sequential, uncached system message)\n",
               peer_tokens / peer_s);
   std::printf("  ratio server/peer           %9.2fx\n", (tokens / wall_s) / (peer_tokens / peer_s));
+  std::printf("\na %zu-token prompt arrives while %d chats stream (%lld tokens each)\n", long_tokens, streams,
+              (long long)stream_tokens);
+  std::printf("  %-28s %16s %16s\n", "", "longest pause ms", "its TTFT ms");
+  std::printf("  prefill_chunk %-14lld %16.1f %16.1f%s\n", (long long)prefill_chunk, chunked.max_gap_ms,
+              chunked.long_ttft_ms, chunked.ok ? "" : "  (FAILED)");
+  std::printf("  prefill_chunk 0 (peer)       %16.1f %16.1f%s\n", whole.max_gap_ms, whole.long_ttft_ms,
+              whole.ok ? "" : "  (FAILED)");
+  std::printf("  ratio peer/chunked           %15.2fx %15.2fx\n", whole.max_gap_ms / std::max(1e-9, chunked.max_gap_ms),
+              whole.long_ttft_ms / std::max(1e-9, chunked.long_ttft_ms));
   std::filesystem::remove_all(tmp);
-  return failed == 0 && one_by_one.failed() == 0 ? 0 : 1;
+  return failed == 0 && one_by_one.failed() == 0 && chunked.ok && whole.ok ? 0 : 1;
 }

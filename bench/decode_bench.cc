@@ -1,6 +1,7 @@
 // Decode and prefill throughput of the C++ decoder on a Qwen3-0.6B-shaped model
 // (random weights, real shapes, fp32) against the Python reference (tools/ref, same
-// torch, same threads, two thread set-ups) measured in the same run. Then concurrent
+// torch, same threads, two thread set-ups) measured in the same run; prefill in chunks
+// (kaizend's prefill_chunk) against prefill in one forward. Then concurrent
 // decode (what kaizend's engine does with several chats): B sequences, each with its
 // own cache, decoded together by one batched forward per step (Decoder::decode_step,
 // half the rows on one LoRA adapter, half on another) against the same B sequences
@@ -10,7 +11,7 @@
 //   decode_bench [--threads 2] [--prefill 512] [--decode 64] [--layers 28] [--keep DIR]
 //                [--profile TRACE.json] [--mmap 1 (weights alias the file)]
 //                [--batches 4,8] [--batch-prompt 128] [--batch-lora 0 (no adapters)]
-//                [--peers 0 (skip tools/ref)]
+//                [--peers 0 (skip tools/ref)] [--chunks 64,128,256]
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -186,6 +187,36 @@ int main(int argc, char** argv) {
                 cpp_decode / p.decode);
   }
   std::printf("anchor: llama.cpp F32 on this machine kind: decode 12-16 t/s, prefill-512 134-158 t/s\n");
+
+  // Chunked prefill (kaizend's prefill_chunk): the same prompt fed in chunks of C tokens,
+  // each a forward on the cache of the ones before. What a chunk costs is how long every
+  // other chat's stream pauses per engine turn while a long prompt is prefilled; the
+  // throughput is the price, against the whole prompt in one forward (timed above).
+  std::vector<int64_t> chunks;
+  for (std::string list = arg(argc, argv, "chunks", "64,128,256"); !list.empty();) {
+    const size_t comma = list.find(',');
+    chunks.push_back(std::stoll(list.substr(0, comma)));
+    list = comma == std::string::npos ? "" : list.substr(comma + 1);
+  }
+  std::printf("\nchunked prefill of %lld tokens\n%-10s %14s %14s %14s\n", (long long)prefill, "chunk",
+              "prefill t/s", "ms per chunk", "vs one forward");
+  for (int64_t c : chunks) {
+    if (c <= 0 || c >= prefill) continue;
+    auto cc = d->make_cache(1, prefill + 1);
+    auto c0 = Clock::now();
+    for (int64_t p = 0; p < prefill; p += c) {
+      const int64_t n = std::min(c, prefill - p);
+      if (p + n < prefill) {
+        d->hidden_states(ids.narrow(1, p, n), &cc, nullptr);
+      } else {
+        d->forward(ids.narrow(1, p, n), &cc, nullptr, kaizen::model::LogitsFor::kLast);
+      }
+    }
+    const double s_total = secs(c0, Clock::now());
+    const double n_chunks = static_cast<double>((prefill + c - 1) / c);
+    std::printf("%-10lld %14.1f %14.1f %13.2fx\n", (long long)c, prefill / s_total, 1000 * s_total / n_chunks,
+                (prefill / s_total) / cpp_prefill);
+  }
 
   // Concurrent decode: the engine's batched step vs one forward per sequence.
   const int64_t batch_prompt = std::stoll(arg(argc, argv, "batch-prompt", "128"));

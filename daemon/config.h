@@ -87,6 +87,9 @@ struct Config {
   // Decode steps of up to this many concurrent chats run as one batched forward (the
   // weights are read once per step for all of them); 1 = one chat per forward.
   int64_t decode_batch = 8;
+  // Prompt tokens prefilled per engine turn (all new chats together), between decode
+  // steps, so a long prompt does not freeze the other chats' streams; 0 = whole prompts.
+  int64_t prefill_chunk = 128;
 
   // HTTP process.
   int64_t io_threads = 2;                  // Asio threads: parse, validate, write only

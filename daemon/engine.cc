@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <limits>
 
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
@@ -75,8 +76,17 @@ void Engine::drop_prefixes(const std::string& adapter_key) {
   cv_.notify_one();
 }
 
-std::shared_ptr<const model::KVCache> Engine::prefix_for(const EngineJob& job) {
-  if (job.prefix_len == 0 || job.prefix_len >= job.prompt.size()) return nullptr;
+namespace {
+// A job whose leading prefix_len tokens may come from (or go to) the prefix cache.
+bool uses_prefix(const EngineJob& job) { return job.prefix_len > 0 && job.prefix_len < job.prompt.size(); }
+}  // namespace
+
+bool Engine::same_prefix(const EngineJob& a, const EngineJob& b) {
+  return a.adapter_key == b.adapter_key && a.prefix_len == b.prefix_len && uses_prefix(a) && uses_prefix(b) &&
+         std::equal(a.prompt.begin(), a.prompt.begin() + static_cast<int64_t>(a.prefix_len), b.prompt.begin());
+}
+
+std::shared_ptr<const model::KVCache> Engine::cached_prefix(const EngineJob& job) {
   for (auto it = prefixes_.begin(); it != prefixes_.end(); ++it) {
     if (it->adapter_key == job.adapter_key && it->tokens.size() == job.prefix_len &&
         std::equal(it->tokens.begin(), it->tokens.end(), job.prompt.begin())) {
@@ -87,34 +97,54 @@ std::shared_ptr<const model::KVCache> Engine::prefix_for(const EngineJob& job) {
       return prefixes_.front().cache;
     }
   }
-  Prefix p;
-  p.adapter_key = job.adapter_key;
-  p.tokens.assign(job.prompt.begin(), job.prompt.begin() + static_cast<int64_t>(job.prefix_len));
-  auto cache = std::make_shared<model::KVCache>(
-      model_->decoder->make_cache(1, static_cast<int64_t>(job.prefix_len)));
-  {
-    c10::InferenceMode guard;
-    model_->decoder->forward(torch::tensor(p.tokens, torch::kInt64).view({1, -1}), cache.get(),
-                             job.adapter.get(), model::LogitsFor::kLast);
-  }
-  p.cache = cache;
-  prefixes_.push_front(std::move(p));
-  while (prefixes_.size() > options_.prefix_cache_entries) prefixes_.pop_back();
-  std::lock_guard<std::mutex> lock(mu_);
-  stats_.prefix_misses++;
-  return cache;
+  return nullptr;
 }
 
-void Engine::step_alone(Active& a) {
+bool Engine::start(Active& a, const std::vector<Active>& active) {
+  const EngineJob& job = *a.job;
+  std::shared_ptr<const model::KVCache> prefix;
+  if (uses_prefix(job) && !job.cancelled.load(std::memory_order_relaxed)) {
+    prefix = cached_prefix(job);
+    if (!prefix) {
+      for (const Active& other : active) {
+        if (&other != &a && other.fills_prefix && same_prefix(*other.job, job)) return false;  // wait for it
+      }
+      a.fills_prefix = true;
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.prefix_misses++;
+    }
+  }
+  a.generation = std::make_unique<generate::Generation>(*model_->decoder, model_->tokenizer, job.prompt,
+                                                        job.adapter.get(), job.options, prefix.get());
+  return true;
+}
+
+void Engine::step_alone(Active& a, int64_t max_prompt_tokens) {
   EngineJob& job = *a.job;
   try {
-    if (!a.generation) {
-      auto prefix = prefix_for(job);
-      a.generation = std::make_unique<generate::Generation>(
-          *model_->decoder, model_->tokenizer, job.prompt, job.adapter.get(), job.options, prefix.get());
+    generate::Generation& g = *a.generation;
+    if (job.cancelled.load(std::memory_order_relaxed)) g.cancel();
+    const bool prefilling = g.prefilling();
+    const int64_t prefix_len = static_cast<int64_t>(job.prefix_len);
+    if (prefilling && a.fills_prefix) {  // end this chunk at the prefix's last token
+      const int64_t left = prefix_len - g.prompt_cached();
+      if (max_prompt_tokens <= 0 || max_prompt_tokens > left) max_prompt_tokens = left;
     }
-    if (job.cancelled.load(std::memory_order_relaxed)) a.generation->cancel();
-    deliver(a, a.generation->step());
+    std::string delta = g.step(max_prompt_tokens);
+    if (prefilling) {
+      std::lock_guard<std::mutex> lock(mu_);
+      stats_.prefill_chunks++;
+    }
+    if (a.fills_prefix && g.prompt_cached() >= prefix_len) {
+      a.fills_prefix = false;
+      Prefix p;
+      p.adapter_key = job.adapter_key;
+      p.tokens.assign(job.prompt.begin(), job.prompt.begin() + prefix_len);
+      p.cache = std::make_shared<model::KVCache>(g.cache().slice(0, prefix_len));
+      prefixes_.push_front(std::move(p));
+      while (prefixes_.size() > options_.prefix_cache_entries) prefixes_.pop_back();
+    }
+    deliver(a, delta);
   } catch (const std::exception& e) {
     fail(a, e);
   }
@@ -190,15 +220,38 @@ void Engine::run() {
       }
       active_count_ = active.size();
     }
-    // Jobs that just started (or were cancelled) take a step alone: a prefill is one
-    // forward over the job's own prompt. Every other job decodes one token, batched.
+    // Prefilling jobs, oldest first, share this turn's prompt-token budget (a chunk is
+    // one forward over part of the job's own prompt); cancelled jobs end alone; every
+    // job that was decoding gets one token, batched.
+    // With no chat decoding there is no stream to keep going: prompts go in whole.
     std::vector<Active*> decoding;
+    const bool streams = std::any_of(active.begin(), active.end(), [](const Active& a) {
+      return a.generation && a.generation->decoding() && !a.job->cancelled.load(std::memory_order_relaxed);
+    });
+    int64_t budget = options_.prefill_chunk > 0 && streams ? static_cast<int64_t>(options_.prefill_chunk)
+                                                           : std::numeric_limits<int64_t>::max();
     for (Active& a : active) {
       const bool cancelled = a.job->cancelled.load(std::memory_order_relaxed);
-      if (a.generation && a.generation->decoding() && !cancelled) {
+      if (!a.generation) {
+        try {
+          if (!start(a, active)) continue;  // another job is computing its prefix
+        } catch (const std::exception& e) {
+          fail(a, e);
+          continue;
+        }
+      }
+      if (cancelled || a.generation->done()) {
+        step_alone(a);
+      } else if (a.generation->decoding()) {
         decoding.push_back(&a);
       } else {
-        step_alone(a);
+        while (budget > 0 && !a.ended && a.generation->prefilling()) {
+          const int64_t before = a.generation->prompt_cached();
+          step_alone(a, budget);
+          const int64_t fed = a.generation->prompt_cached() - before;
+          if (fed <= 0) break;
+          budget -= fed;
+        }
       }
     }
     const size_t max_batch = std::max<size_t>(1, options_.max_batch);

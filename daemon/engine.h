@@ -1,10 +1,16 @@
 // The engine: one thread that owns generation on the device (DESIGN.md decision 7).
 // Asio threads submit jobs; the engine runs up to max_active jobs at once. Each turn it
-// prefills the jobs that just started, then advances every decoding job by one token
+// feeds up to prefill_chunk prompt tokens of the jobs still prefilling (oldest first;
+// all of them when no job is decoding), then advances every decoding job by one token
 // with batched forwards of up to max_batch rows (continuous batching: jobs join and
-// leave the batch between steps, each with its own adapter and KV cache), so one long
-// answer does not starve the others and concurrent chats share the cost of reading the
-// weights. It keeps an LRU cache of prefix KV (the system message) per adapter version.
+// leave the batch between steps, each with its own adapter and KV cache). So one long
+// answer does not starve the others, concurrent chats share the cost of reading the
+// weights, and a long prompt does not freeze the other chats' streams while it is
+// prefilled: they keep getting a token per turn (chunked prefill).
+// It keeps an LRU cache of prefix KV (the system message) per adapter version. The
+// first job with a new prefix computes it as part of its own prefill (a chunk ends at
+// the prefix's last token and the cache is kept from there); jobs with the same prefix
+// that arrive meanwhile wait for it instead of computing it again.
 //
 // Thread-safety: submit(), waiting(), active(), stats() and drop_prefixes() may be
 // called from any thread. Job callbacks run on the engine thread, one job's callbacks
@@ -35,6 +41,7 @@ struct EngineOptions {
   size_t max_queue = 64;             // jobs waiting to start; submit() refuses beyond it
   size_t max_active = 8;             // jobs being generated at the same time
   size_t max_batch = 8;              // decode rows per batched forward; 1 = one job per forward
+  size_t prefill_chunk = 0;          // prompt tokens fed per turn while others decode; 0 = no limit
   size_t prefix_cache_entries = 16;  // cached prefixes (LRU over all adapter versions)
 };
 
@@ -71,6 +78,7 @@ struct EngineStats {
   uint64_t prefix_tokens_reused = 0;
   uint64_t decode_forwards = 0;  // decode forwards run (one per batch)
   uint64_t decode_rows = 0;      // tokens those forwards produced (rows / forwards = mean batch)
+  uint64_t prefill_chunks = 0;   // prefill forwards (a prompt fed in n chunks counts n)
 };
 
 class Engine {
@@ -99,7 +107,8 @@ class Engine {
   struct Active {
     std::shared_ptr<EngineJob> job;
     std::unique_ptr<generate::Generation> generation;
-    bool ended = false;  // on_done or on_error has been called
+    bool ended = false;         // on_done or on_error has been called
+    bool fills_prefix = false;  // its prefill stores job.prefix_len tokens' KV as a prefix
   };
   struct Prefix {
     std::string adapter_key;
@@ -108,14 +117,20 @@ class Engine {
   };
 
   void run();
-  // One step of one job on its own (the prefill for a job that just started).
-  void step_alone(Active& a);
+  // Starts a job's generation: with a cached prefix, computing the prefix itself, or
+  // (false) not yet, while another active job computes the same prefix.
+  bool start(Active& a, const std::vector<Active>& active);
+  // One step of one job on its own: a prefill chunk of at most max_prompt_tokens
+  // (0 = the whole rest), a cancellation, or a decode step after a failed batch.
+  void step_alone(Active& a, int64_t max_prompt_tokens = 0);
   // One decode step for every job in `batch` (all decoding) with one forward.
   void step_together(const std::vector<Active*>& batch);
   // Hands a step's text to the job, and its result once it is done.
   void deliver(Active& a, const std::string& delta);
   void fail(Active& a, const std::exception& e);
-  std::shared_ptr<const model::KVCache> prefix_for(const EngineJob& job);
+  // The cached prefix KV for the job's first prefix_len tokens, or nullptr.
+  std::shared_ptr<const model::KVCache> cached_prefix(const EngineJob& job);
+  static bool same_prefix(const EngineJob& a, const EngineJob& b);
 
   std::shared_ptr<const generate::ChatModel> model_;
   EngineOptions options_;

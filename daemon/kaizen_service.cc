@@ -99,6 +99,7 @@ class KaizenService : public Service {
     EngineOptions eo;
     eo.max_active = static_cast<size_t>(std::max<int64_t>(1, config_.limits.max_active_chats));
     eo.max_batch = static_cast<size_t>(std::max<int64_t>(1, config_.decode_batch));
+    eo.prefill_chunk = static_cast<size_t>(std::max<int64_t>(0, config_.prefill_chunk));
     eo.max_queue = static_cast<size_t>(std::max<int64_t>(1, config_.limits.max_queued_chats));
     engine_ = std::make_unique<Engine>(model_, eo);
     LearnerOptions lo;
@@ -342,6 +343,9 @@ class KaizenService : public Service {
       << "# TYPE kaizen_engine_decode_forwards_total counter\nkaizen_engine_decode_forwards_total "
       << s.decode_forwards << "\n"
       << "# TYPE kaizen_engine_decode_rows_total counter\nkaizen_engine_decode_rows_total " << s.decode_rows << "\n"
+      << "# HELP kaizen_engine_prefill_chunks_total Prefill forwards (a prompt fed in n chunks counts n).\n"
+      << "# TYPE kaizen_engine_prefill_chunks_total counter\nkaizen_engine_prefill_chunks_total "
+      << s.prefill_chunks << "\n"
       << "# TYPE kaizen_prefix_cache_total counter\nkaizen_prefix_cache_total{result=\"hit\"} " << s.prefix_hits
       << "\nkaizen_prefix_cache_total{result=\"miss\"} " << s.prefix_misses << "\n"
       << "# TYPE kaizen_prefix_tokens_reused_total counter\nkaizen_prefix_tokens_reused_total "

@@ -101,14 +101,21 @@ std::string Generation::take_safe_text(bool final) {
   return out;
 }
 
-std::string Generation::step() {
+std::string Generation::step(int64_t max_prompt_tokens) {
   if (done_) return "";
   c10::InferenceMode guard;
   torch::Tensor logits;  // (1, V)
   if (!prefilled_) {
-    const size_t cached = static_cast<size_t>(cache_.length(0));
-    std::vector<int64_t> rest(history_.begin() + static_cast<int64_t>(cached), history_.end());
-    torch::Tensor ids = torch::tensor(rest, torch::kInt64).view({1, -1});
+    const int64_t cached = cache_.length(0);
+    int64_t n = static_cast<int64_t>(prompt_len_) - cached;
+    if (max_prompt_tokens > 0) n = std::min(n, max_prompt_tokens);
+    torch::Tensor ids = torch::tensor(std::vector<int64_t>(history_.begin() + cached, history_.begin() + cached + n),
+                                      torch::kInt64)
+                            .view({1, -1});
+    if (cached + n < static_cast<int64_t>(prompt_len_)) {
+      decoder_.hidden_states(ids, &cache_, adapter_);  // a chunk: only the cache matters
+      return "";
+    }
     logits = decoder_.forward(ids, &cache_, adapter_, model::LogitsFor::kLast);
     prefilled_ = true;
   } else {

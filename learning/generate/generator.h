@@ -49,10 +49,18 @@ class Generation {
              std::vector<int64_t> prompt, const adapter::Adapter* adapter, GenerateOptions options,
              const model::KVCache* prefix = nullptr);
 
-  // Produces one token (the first call runs the prefill) and returns the text that is
-  // now safe to stream (never part of a stop string, never a partial UTF-8 sequence).
-  std::string step();
+  // Produces one token and returns the text that is now safe to stream (never part of a
+  // stop string, never a partial UTF-8 sequence). While prefilling, a step feeds at most
+  // max_prompt_tokens more prompt tokens (<= 0: all that remain) and returns "" until
+  // the step that feeds the prompt's last token, which also samples the first answer
+  // token: an engine prefills a long prompt in chunks between other chats' decode steps.
+  std::string step(int64_t max_prompt_tokens = 0);
   bool done() const { return done_; }
+  // Prompt tokens not yet fed: the next step() is (part of) the prefill.
+  bool prefilling() const { return !prefilled_ && !done_; }
+  // Prompt tokens in the cache (a prefix cache's included).
+  int64_t prompt_cached() const { return prefilled_ ? static_cast<int64_t>(prompt_len_) : cache_.length(0); }
+  int64_t prompt_size() const { return static_cast<int64_t>(prompt_len_); }
   // Prefilled and not done: the next step() is a single-token decode step, which
   // step_together() can batch with other generations' steps.
   bool decoding() const { return prefilled_ && !done_; }

@@ -1,7 +1,10 @@
 // The engine's continuous batching on the tiny model: concurrent jobs with different
 // adapters, prompts and budgets, decoded together, give what each gives alone; a job
 // that fails or is cancelled leaves the others untouched.
+#include <atomic>
 #include <chrono>
+#include <map>
+#include <thread>
 #include <condition_variable>
 #include <memory>
 #include <mutex>
@@ -179,6 +182,124 @@ TEST_F(EngineBatching, AFailingOrCancelledJobLeavesTheBatchIntact) {
   EXPECT_LT(outs[2].result.ids.size(), 10u);
   EXPECT_EQ(engine.stats().jobs_failed, 1u);
   EXPECT_EQ(engine.stats().jobs_done, 3u);
+}
+
+// Chunked prefill: while a long prompt is prefilled prefill_chunk tokens per turn, a chat
+// that is already answering keeps getting a token every turn; with prefill_chunk 0 (the
+// whole prompt in one forward) it gets none until the newcomer's first token. Both
+// answers are what each gives alone.
+TEST_F(EngineBatching, ALongPromptIsPrefilledInChunksBetweenDecodeSteps) {
+  std::string long_question;
+  for (int i = 0; i < 24; ++i) long_question += "Sabitech's Chorei number " + std::to_string(i) + " is at 8:15. ";
+  const size_t long_len = model_->encode_chat({{"user", long_question}}, text::ChatOptions{true, false}).size();
+  ASSERT_GT(long_len, 200u);
+  const int64_t chunk = 16;
+  std::map<size_t, int> answered_meanwhile;  // prefill_chunk -> the chat's deltas during the prefill
+  for (size_t prefill_chunk : {size_t{chunk}, size_t{0}}) {
+    SCOPED_TRACE("prefill_chunk " + std::to_string(prefill_chunk));
+    EngineOptions eo;
+    eo.prefill_chunk = prefill_chunk;
+    Engine engine(model_, eo);
+    std::vector<Outcome> outs(2);
+    // Engine-thread callbacks: the chat's deltas are counted, the newcomer's first delta
+    // freezes the count.
+    std::atomic<int> chat_deltas{0};
+    std::atomic<int> at_first_token{-1};
+    auto chat = job("hello", adapters_[0], 80, &outs[0]);
+    chat->on_delta = [&, out = &outs[0]](std::string_view d) {
+      out->streamed += d;
+      chat_deltas++;
+    };
+    auto newcomer = job(long_question, nullptr, 4, &outs[1]);
+    newcomer->on_delta = [&, out = &outs[1]](std::string_view d) {
+      if (out->streamed.empty()) at_first_token = chat_deltas.load();
+      out->streamed += d;
+    };
+    ASSERT_TRUE(engine.submit(chat));
+    for (int i = 0; i < 20000 && chat_deltas < 2; ++i) std::this_thread::sleep_for(1ms);
+    ASSERT_GE(chat_deltas.load(), 2);
+    const int at_submit = chat_deltas.load();
+    ASSERT_TRUE(engine.submit(newcomer));
+    ASSERT_TRUE(wait_all(outs));
+    ASSERT_GE(at_first_token.load(), 0);
+    answered_meanwhile[prefill_chunk] = at_first_token - at_submit;
+    EXPECT_EQ(outs[0].result.ids, alone("hello", adapters_[0].get(), 80).ids);
+    EXPECT_EQ(outs[1].result.ids, alone(long_question, nullptr, 4).ids);
+    const auto stats = engine.stats();
+    if (prefill_chunk > 0) {
+      EXPECT_GE(stats.prefill_chunks, (long_len + chunk - 1) / chunk);
+    } else {
+      EXPECT_EQ(stats.prefill_chunks, 2u);  // one forward per prompt
+    }
+  }
+  // ceil(long_len / 16) turns of prefill, a decode step for the chat in each (some
+  // deltas may be held back as partial UTF-8 or a stop-string candidate).
+  EXPECT_GE(answered_meanwhile[chunk], static_cast<int>(long_len / chunk) / 2) << answered_meanwhile[chunk];
+  EXPECT_LE(answered_meanwhile[0], 1);
+
+  // With no other chat decoding there is nothing to interleave: one forward.
+  EngineOptions eo;
+  eo.prefill_chunk = chunk;
+  Engine engine(model_, eo);
+  std::vector<Outcome> outs(1);
+  ASSERT_TRUE(engine.submit(job(long_question, nullptr, 4, &outs[0])));
+  ASSERT_TRUE(wait_all(outs));
+  EXPECT_EQ(outs[0].result.ids, alone(long_question, nullptr, 4).ids);
+  EXPECT_EQ(engine.stats().prefill_chunks, 1u);
+}
+
+// A prefix (the system message) is computed once per adapter key, as part of the first
+// job's own prefill, even when jobs sharing it arrive together: the others wait for it
+// and reuse it; a job with another adapter computes its own. Every answer equals the
+// answer without any prefix cache.
+TEST_F(EngineBatching, JobsSharingAPrefixComputeItOnce) {
+  const std::string system = "Bạn là trợ lý của Sabitech. Chorei (朝礼) là buổi họp buổi sáng lúc 8:15.";
+  const size_t prefix_len = model_->encode(model_->chat_template->render({{"system", system}}, {false, false})).size();
+  const std::vector<std::pair<std::string, int>> asks = {
+      {"CHOREI có nghĩa là gì?", -1}, {"hello", -1}, {"Chorei", -1}, {"what is kaizen", 1}};
+  for (size_t prefill_chunk : {size_t{0}, size_t{8}}) {
+    SCOPED_TRACE("prefill_chunk " + std::to_string(prefill_chunk));
+    EngineOptions eo;
+    eo.prefill_chunk = prefill_chunk;
+    std::vector<Outcome> outs(asks.size());
+    EngineStats stats;
+    {
+      Engine engine(model_, eo);
+      // A chat already decoding, so that prefills go in prefill_chunk-token chunks and
+      // the jobs arriving together overlap while the first computes the prefix.
+      std::vector<Outcome> chat(1);
+      std::atomic<int> chat_deltas{0};
+      auto streaming = job("hello", nullptr, 60, &chat[0]);
+      streaming->on_delta = [&](std::string_view) { chat_deltas++; };
+      ASSERT_TRUE(engine.submit(streaming));
+      for (int i = 0; i < 20000 && chat_deltas < 1; ++i) std::this_thread::sleep_for(1ms);
+      for (size_t i = 0; i < asks.size(); ++i) {
+        auto j = job(asks[i].first, asks[i].second < 0 ? nullptr : adapters_[asks[i].second], 6, &outs[i]);
+        j->prompt = model_->encode_chat({{"system", system}, {"user", asks[i].first}}, text::ChatOptions{true, false});
+        ASSERT_TRUE(std::equal(j->prompt.begin(), j->prompt.begin() + prefix_len,
+                               model_->encode(model_->chat_template->render({{"system", system}}, {false, false})).begin()));
+        j->prefix_len = prefix_len;
+        ASSERT_TRUE(engine.submit(j));
+      }
+      ASSERT_TRUE(wait_all(outs));
+      ASSERT_TRUE(wait_all(chat));
+      stats = engine.stats();
+    }
+    EXPECT_EQ(stats.prefix_misses, 2u);  // base and adapter 1
+    EXPECT_EQ(stats.prefix_hits, 2u);
+    EXPECT_EQ(stats.prefix_tokens_reused, 2 * prefix_len);
+    for (size_t i = 0; i < asks.size(); ++i) {
+      generate::GenerateOptions o;
+      o.max_new_tokens = 6;
+      auto want = generate::generate(
+          *model_->decoder, model_->tokenizer,
+          model_->encode_chat({{"system", system}, {"user", asks[i].first}}, text::ChatOptions{true, false}),
+          asks[i].second < 0 ? nullptr : adapters_[asks[i].second].get(), o);
+      EXPECT_EQ(outs[i].error, "") << i;
+      EXPECT_EQ(outs[i].result.ids, want.ids) << i;
+      EXPECT_EQ(outs[i].result.cached_tokens, i == 0 || i == 3 ? 0 : static_cast<int64_t>(prefix_len)) << i;
+    }
+  }
 }
 
 }  // namespace

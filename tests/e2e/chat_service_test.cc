@@ -1,5 +1,6 @@
 // kaizend end to end, in-process: the real Service (engine + Store + adapters) behind
 // the real HTTP server, driven over TCP and the Unix socket with a raw HTTP client.
+#include <cstdlib>
 #include <filesystem>
 #include <memory>
 #include <string>
@@ -123,6 +124,11 @@ TEST_F(RealServer, SystemPromptPrefixIsComputedOnceAndReused) {
   ASSERT_EQ(m.status, 200);
   EXPECT_NE(m.body.find("kaizen_prefix_cache_total{result=\"hit\"} 2"), std::string::npos) << m.body;
   EXPECT_NE(m.body.find("kaizen_prefix_cache_total{result=\"miss\"} 1"), std::string::npos) << m.body;
+  // Each prompt was prefilled in at least one forward (the miss: the prefix, then the rest).
+  const std::string chunks = "\nkaizen_engine_prefill_chunks_total ";
+  const size_t at = m.body.find(chunks);
+  ASSERT_NE(at, std::string::npos) << m.body;
+  EXPECT_GE(std::atoll(m.body.c_str() + at + chunks.size()), 4) << m.body;
 }
 
 TEST_F(RealServer, AnswerIdIsStoredAndFeedbackGoesToReview) {

@@ -132,6 +132,47 @@ TEST_F(TinyChatModel, PrefixCacheGivesTheSameOutput) {
   EXPECT_EQ(prefix.length(0), P);  // the shared prefix was not modified
 }
 
+// Chunked prefill (the engine's prefill_chunk): a prompt fed a few tokens per step,
+// the chunks ending anywhere (mid-word, right before the last token), with or without a
+// cached prefix, gives the answer of the whole prompt in one step; no text comes out
+// and nothing is sampled until the last prompt token is in.
+TEST_F(TinyChatModel, ChunkedPrefillGivesTheSameOutput) {
+  auto ids = prompt();
+  const int64_t n = static_cast<int64_t>(ids.size());
+  auto plain = generate(*model_->decoder, model_->tokenizer, ids, nullptr, greedy(16));
+  c10::InferenceMode guard;
+  const int64_t P = 5;
+  model::KVCache prefix = model_->decoder->make_cache(1, P);
+  model_->decoder->forward(torch::tensor(std::vector<int64_t>(ids.begin(), ids.begin() + P)).view({1, -1}),
+                           &prefix, nullptr, model::LogitsFor::kLast);
+  for (int64_t chunk : {int64_t{1}, int64_t{3}, int64_t{7}, n - 1}) {
+    for (const model::KVCache* pre : std::vector<const model::KVCache*>{nullptr, &prefix}) {
+      SCOPED_TRACE("chunk " + std::to_string(chunk) + (pre ? " after a cached prefix" : ""));
+      Generation g(*model_->decoder, model_->tokenizer, ids, nullptr, greedy(16), pre);
+      int64_t steps = 0;
+      std::string streamed;
+      while (g.prefilling()) {
+        const int64_t before = g.prompt_cached();
+        streamed += g.step(chunk);
+        ++steps;
+        if (g.prefilling()) {
+          EXPECT_EQ(g.prompt_cached(), before + chunk);
+          EXPECT_TRUE(streamed.empty());
+          EXPECT_TRUE(g.result().ids.empty());
+        }
+      }
+      const int64_t fed = n - (pre ? P : 0);
+      EXPECT_EQ(steps, (fed + chunk - 1) / chunk);
+      ASSERT_TRUE(g.decoding());
+      EXPECT_EQ(g.result().ids.size(), 1u);
+      while (!g.done()) streamed += g.step(chunk);  // the limit only applies to prompt tokens
+      EXPECT_EQ(g.result().ids, plain.ids);
+      EXPECT_EQ(streamed, plain.text);
+      EXPECT_EQ(g.result().cached_tokens, pre ? P : 0);
+    }
+  }
+}
+
 // Continuous batching: generations that join and leave a batch (different prompts,
 // budgets and stop rules; one seeded sampler) produce what each produces alone, and
 // stream the same text.
