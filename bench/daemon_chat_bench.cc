@@ -10,9 +10,12 @@
 //  3. A ~3,000-token prompt arriving while clients/2 chats stream: the longest pause in
 //     their streams and the newcomer's TTFT, prefill in prefill_chunk-token chunks
 //     between decode steps vs the whole prompt in one forward (prefill_chunk = 0).
+//  4. A multi-turn conversation sent as chat clients send it (the whole history every
+//     turn): TTFT per turn with the conversation cache vs without (conversation_cache_mb
+//     = 0: only the system message's prefix is cached).
 //
 //   daemon_chat_bench [--clients 8] [--requests 4] [--max-tokens 32] [--hidden 256 --layers 4]
-//                     [--stream-tokens 96]
+//                     [--stream-tokens 96] [--turns 8]
 #include <algorithm>
 #include <filesystem>
 #include <sys/socket.h>
@@ -59,15 +62,22 @@ struct Outcome {
   double total_ms = 0, ttft_ms = 0;
   double max_gap_ms = 0;  // longest pause between two chunks of text after the first
   int64_t tokens = 0;
+  int64_t prompt_tokens = 0;
+  int64_t cached_tokens = 0;  // usage.prompt_tokens_details.cached_tokens
+  std::string text;
 };
 
 // One streaming chat over TCP; the first SSE chunk with content marks the first token.
 // started (optional) is incremented when the first token arrives.
+Outcome streaming_messages(uint16_t port, const json& messages, int64_t max_tokens, std::atomic<int>* started);
 Outcome streaming_chat(uint16_t port, const std::string& question, int64_t max_tokens,
                        std::atomic<int>* started = nullptr) {
+  return streaming_messages(port, json::array({{{"role", "user"}, {"content", question}}}), max_tokens, started);
+}
+Outcome streaming_messages(uint16_t port, const json& messages, int64_t max_tokens, std::atomic<int>* started) {
   Outcome o;
   json body = {{"model", "kaizen"},
-               {"messages", {{{"role", "user"}, {"content", question}}}},
+               {"messages", messages},
                {"temperature", 0},
                {"max_tokens", max_tokens},
                {"stream", true},
@@ -107,8 +117,19 @@ Outcome streaming_chat(uint16_t port, const std::string& question, int64_t max_t
   o.total_ms = ms(t0, Clock::now());
   const std::string all = head + rest;
   o.ok = all.find("HTTP/1.1 200") == 0 && all.find("[DONE]") != std::string::npos;
-  auto u = all.rfind("\"completion_tokens\":");
-  if (u != std::string::npos) o.tokens = std::atoll(all.c_str() + u + 20);
+  // Each SSE event is one HTTP chunk: "data: {...}\n\n" between chunk-size lines.
+  for (size_t at = all.find("data: {"); at != std::string::npos; at = all.find("data: {", at + 1)) {
+    const size_t end = all.find("\n\n", at);
+    if (end == std::string::npos) break;
+    json c = json::parse(all.substr(at + 6, end - at - 6), nullptr, false);
+    if (c.is_discarded()) continue;
+    if (c.contains("usage") && c["usage"].is_object()) {
+      o.tokens = c["usage"].value("completion_tokens", int64_t{0});
+      o.prompt_tokens = c["usage"].value("prompt_tokens", int64_t{0});
+      o.cached_tokens = c["usage"]["prompt_tokens_details"].value("cached_tokens", int64_t{0});
+    }
+    if (c.contains("choices") && !c["choices"].empty()) o.text += c["choices"][0]["delta"].value("content", "");
+  }
   return o;
 }
 
@@ -179,6 +200,33 @@ Stall long_prompt_stall(uint16_t port, int streams, int64_t max_tokens, const st
   return st;
 }
 
+// A conversation sent as chat clients send it (the whole history every turn), each
+// turn adding a paragraph of new text: every turn's TTFT and cached prompt tokens.
+struct Conversation {
+  std::vector<double> ttft_ms;
+  std::vector<int64_t> cached, prompt;
+  bool ok = true;
+};
+Conversation conversation(uint16_t port, int turns, int64_t answer_tokens) {
+  Conversation c;
+  json messages = json::array();
+  for (int t = 0; t < turns; ++t) {
+    std::string q = "Turn " + std::to_string(t) + ".";
+    for (int i = 0; i < 12; ++i) {
+      q += " Our Sabitech team " + std::to_string(t * 12 + i) + " reviewed ticket " + std::to_string(900 + i) +
+           " after Chorei.";
+    }
+    messages.push_back({{"role", "user"}, {"content", q}});
+    Outcome o = streaming_messages(port, messages, answer_tokens, nullptr);
+    c.ok = c.ok && o.ok;
+    c.ttft_ms.push_back(o.ttft_ms);
+    c.cached.push_back(o.cached_tokens);
+    c.prompt.push_back(o.prompt_tokens);
+    messages.push_back({{"role", "assistant"}, {"content", o.text}});
+  }
+  return c;
+}
+
 // Runs `fn(port)` against the real Service + Server started from `config`.
 template <class Fn>
 bool with_server(const Config& config, Fn fn) {
@@ -244,6 +292,8 @@ int main(int argc, char** argv) {
   std::vector<double> hit_ttft;
   Load batched, one_by_one;
   Stall chunked, whole;
+  const int turns = std::stoi(arg(argc, argv, "turns", "8"));
+  Conversation kept, not_kept;
   config.decode_batch = clients;
   const int64_t prefill_chunk = config.prefill_chunk;
   if (!with_server(config, [&](uint16_t port) {
@@ -251,6 +301,7 @@ int main(int argc, char** argv) {
         for (int i = 0; i < 3; ++i) hit_ttft.push_back(streaming_chat(port, "Question " + std::to_string(i), 1).ttft_ms);
         batched = bounded_load(port, clients, requests, max_tokens);
         chunked = long_prompt_stall(port, streams, stream_tokens, long_question);
+        kept = conversation(port, turns, max_tokens);
       }))
     return 1;
   // Peer 1: the same load on an engine that runs one chat per forward, round-robin.
@@ -258,13 +309,16 @@ int main(int argc, char** argv) {
   config.state_dir = tmp + "/state-one-by-one";
   if (!with_server(config, [&](uint16_t port) { one_by_one = bounded_load(port, clients, requests, max_tokens); }))
     return 1;
-  // Peer 2: the long prompt prefilled in one forward (prefill_chunk = 0).
+  // Peer 2: the long prompt prefilled in one forward (prefill_chunk = 0), and the
+  // conversation without the conversation cache (only the system prefix is cached).
   config.decode_batch = clients;
   config.prefill_chunk = 0;
-  config.state_dir = tmp + "/state-whole-prefill";
+  config.conversation_cache_mb = 0;
+  config.state_dir = tmp + "/state-peer";
   if (!with_server(config, [&](uint16_t port) {
         streaming_chat(port, "Chorei là gì?", 1);  // the system message's prefix, as above
         whole = long_prompt_stall(port, streams, stream_tokens, long_question);
+        not_kept = conversation(port, turns, max_tokens);
       }))
     return 1;
   auto m = kaizen::generate::ChatModel::load(config.model, {"cpu", "float32"});
@@ -320,6 +374,17 @@ int main(int argc, char** argv) {
               whole.ok ? "" : "  (FAILED)");
   std::printf("  ratio peer/chunked           %15.2fx %15.2fx\n", whole.max_gap_ms / std::max(1e-9, chunked.max_gap_ms),
               whole.long_ttft_ms / std::max(1e-9, chunked.long_ttft_ms));
+  std::printf("\na conversation of %d turns, the whole history sent each turn (~200 new tokens per turn)\n", turns);
+  std::printf("  %-6s %14s %22s %22s\n", "turn", "prompt tokens", "TTFT ms (cached)", "peer TTFT ms (cached)");
+  double sum_kept = 0, sum_peer = 0;
+  for (int t = 0; t < turns; ++t) {
+    std::printf("  %-6d %14lld %14.1f (%5lld) %14.1f (%5lld)\n", t + 1, (long long)kept.prompt[t], kept.ttft_ms[t],
+                (long long)kept.cached[t], not_kept.ttft_ms[t], (long long)not_kept.cached[t]);
+    if (t > 0) sum_kept += kept.ttft_ms[t], sum_peer += not_kept.ttft_ms[t];
+  }
+  std::printf("  turns 2-%d mean TTFT: %.1f ms with conversation_cache_mb = %lld vs %.1f ms with 0 (peer): %.2fx\n",
+              turns, sum_kept / std::max(1, turns - 1), (long long)Config{}.conversation_cache_mb,
+              sum_peer / std::max(1, turns - 1), sum_peer / std::max(1e-9, sum_kept));
   std::filesystem::remove_all(tmp);
-  return failed == 0 && one_by_one.failed() == 0 && chunked.ok && whole.ok ? 0 : 1;
+  return failed == 0 && one_by_one.failed() == 0 && chunked.ok && whole.ok && kept.ok && not_kept.ok ? 0 : 1;
 }

@@ -90,6 +90,9 @@ struct Config {
   // Prompt tokens prefilled per engine turn (all new chats together), between decode
   // steps, so a long prompt does not freeze the other chats' streams; 0 = whole prompts.
   int64_t prefill_chunk = 128;
+  // MiB of finished chats' KV kept (LRU) for their next turn: a client sends the whole
+  // conversation each turn, and only what is new is prefilled; 0 = none kept.
+  int64_t conversation_cache_mb = 2048;
 
   // HTTP process.
   int64_t io_threads = 2;                  // Asio threads: parse, validate, write only

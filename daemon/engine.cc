@@ -100,10 +100,70 @@ std::shared_ptr<const model::KVCache> Engine::cached_prefix(const EngineJob& job
   return nullptr;
 }
 
+bool Engine::continue_conversation(Active& a) {
+  const EngineJob& job = *a.job;
+  auto best = conversations_.end();
+  size_t best_len = 0;
+  for (auto it = conversations_.begin(); it != conversations_.end(); ++it) {
+    if (it->adapter_key != job.adapter_key) continue;
+    const size_t n = std::min(it->tokens.size(), job.prompt.size() - 1);  // >= 1 token left to feed
+    const size_t common =
+        static_cast<size_t>(std::mismatch(it->tokens.begin(), it->tokens.begin() + static_cast<int64_t>(n),
+                                          job.prompt.begin()).first - it->tokens.begin());
+    if (common > best_len) {
+      best = it;
+      best_len = common;
+    }
+  }
+  const size_t baseline = uses_prefix(job) ? job.prefix_len : 0;
+  if (best == conversations_.end() || best_len < baseline + kMinReuseGain) return false;
+  // The next turn of that chat takes its KV whole; a chat that only shares the start
+  // (another branch of it) gets a copy of the shared part and leaves it for its owner.
+  const bool take = 2 * best_len >= best->tokens.size();
+  model::KVCache cache = take ? std::move(best->cache) : best->cache.slice(0, static_cast<int64_t>(best_len));
+  if (take) {
+    conversation_bytes_ -= best->bytes;
+    conversations_.erase(best);
+    cache.truncate(0, static_cast<int64_t>(best_len));
+  } else {
+    conversations_.splice(conversations_.begin(), conversations_, best);
+  }
+  a.generation = std::make_unique<generate::Generation>(*model_->decoder, model_->tokenizer, job.prompt,
+                                                        job.adapter.get(), job.options, std::move(cache));
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.conversation_hits++;
+  stats_.conversation_tokens_reused += best_len;
+  stats_.conversation_cache_bytes = conversation_bytes_;
+  return true;
+}
+
+void Engine::keep_conversation(Active& a) {
+  generate::Generation& g = *a.generation;
+  const int64_t len = g.cache().length(0);
+  const int64_t bytes = g.cache().bytes();
+  if (len < static_cast<int64_t>(kMinReuseGain) || bytes > options_.conversation_cache_bytes) return;
+  conversations_.push_front(Conversation{a.job->adapter_key,
+                                         std::vector<int64_t>(g.tokens().begin(), g.tokens().begin() + len),
+                                         g.take_cache(), bytes});
+  conversation_bytes_ += bytes;
+  while (conversation_bytes_ > options_.conversation_cache_bytes) {
+    conversation_bytes_ -= conversations_.back().bytes;
+    conversations_.pop_back();
+  }
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.conversation_cache_bytes = conversation_bytes_;
+}
+
 bool Engine::start(Active& a, const std::vector<Active>& active) {
   const EngineJob& job = *a.job;
+  if (job.cancelled.load(std::memory_order_relaxed)) {  // ends at once: no cache worth finding
+    a.generation = std::make_unique<generate::Generation>(*model_->decoder, model_->tokenizer, job.prompt,
+                                                          job.adapter.get(), job.options);
+    return true;
+  }
+  if (continue_conversation(a)) return true;
   std::shared_ptr<const model::KVCache> prefix;
-  if (uses_prefix(job) && !job.cancelled.load(std::memory_order_relaxed)) {
+  if (uses_prefix(job)) {
     prefix = cached_prefix(job);
     if (!prefix) {
       for (const Active& other : active) {
@@ -187,6 +247,7 @@ void Engine::deliver(Active& a, const std::string& delta) {
       stats_.prompt_tokens += static_cast<uint64_t>(r.prompt_tokens);
     }
     if (job.on_done) job.on_done(r);
+    if (options_.conversation_cache_bytes > 0) keep_conversation(a);
   } catch (const std::exception& e) {
     if (!a.ended) fail(a, e);
   }
@@ -212,6 +273,15 @@ void Engine::run() {
       if (stopping_) break;
       for (const auto& key : drop_keys_) {
         prefixes_.remove_if([&](const Prefix& p) { return p.adapter_key == key; });
+        for (auto it = conversations_.begin(); it != conversations_.end();) {
+          if (it->adapter_key == key) {
+            conversation_bytes_ -= it->bytes;
+            it = conversations_.erase(it);
+          } else {
+            ++it;
+          }
+        }
+        stats_.conversation_cache_bytes = conversation_bytes_;
       }
       drop_keys_.clear();
       while (active.size() < options_.max_active && !queue_.empty()) {

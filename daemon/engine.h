@@ -11,6 +11,11 @@
 // first job with a new prefix computes it as part of its own prefill (a chunk ends at
 // the prefix's last token and the cache is kept from there); jobs with the same prefix
 // that arrive meanwhile wait for it instead of computing it again.
+// And it keeps the KV of finished chats (conversation_cache_bytes, LRU): a chat client
+// sends the whole conversation every turn, so the next turn's prompt starts with the
+// last one's prompt and answer, and only what is new gets prefilled (the longest common
+// prefix with any kept chat of the same adapter, when it beats the system prefix by
+// kMinReuseGain tokens).
 //
 // Thread-safety: submit(), waiting(), active(), stats() and drop_prefixes() may be
 // called from any thread. Job callbacks run on the engine thread, one job's callbacks
@@ -43,6 +48,8 @@ struct EngineOptions {
   size_t max_batch = 8;              // decode rows per batched forward; 1 = one job per forward
   size_t prefill_chunk = 0;          // prompt tokens fed per turn while others decode; 0 = no limit
   size_t prefix_cache_entries = 16;  // cached prefixes (LRU over all adapter versions)
+  // Bytes of finished chats' KV kept for their next turn (LRU); 0 = none kept.
+  int64_t conversation_cache_bytes = 0;
 };
 
 struct EngineJob {
@@ -79,6 +86,9 @@ struct EngineStats {
   uint64_t decode_forwards = 0;  // decode forwards run (one per batch)
   uint64_t decode_rows = 0;      // tokens those forwards produced (rows / forwards = mean batch)
   uint64_t prefill_chunks = 0;   // prefill forwards (a prompt fed in n chunks counts n)
+  uint64_t conversation_hits = 0;           // prompts that continued an earlier chat's KV
+  uint64_t conversation_tokens_reused = 0;  // prompt tokens those did not prefill
+  int64_t conversation_cache_bytes = 0;     // KV held for later turns now
 };
 
 class Engine {
@@ -99,7 +109,8 @@ class Engine {
   // last kLatencyWindow finished chats (the learner reports chat p50/p99 during a run).
   std::vector<double> latencies_since(std::chrono::steady_clock::time_point since) const;
   static constexpr size_t kLatencyWindow = 4096;
-  // Forgets cached prefixes computed with `adapter_key` (after a swap/rollback).
+  // Forgets the cached prefixes and kept conversations computed with `adapter_key`
+  // (after a swap/rollback).
   void drop_prefixes(const std::string& adapter_key);
   const generate::ChatModel& model() const { return *model_; }
 
@@ -115,6 +126,13 @@ class Engine {
     std::vector<int64_t> tokens;
     std::shared_ptr<const model::KVCache> cache;
   };
+  struct Conversation {  // a finished chat's KV: cache holds tokens' KV
+    std::string adapter_key;
+    std::vector<int64_t> tokens;
+    model::KVCache cache;
+    int64_t bytes = 0;
+  };
+  static constexpr size_t kMinReuseGain = 32;
 
   void run();
   // Starts a job's generation: with a cached prefix, computing the prefix itself, or
@@ -131,6 +149,11 @@ class Engine {
   // The cached prefix KV for the job's first prefix_len tokens, or nullptr.
   std::shared_ptr<const model::KVCache> cached_prefix(const EngineJob& job);
   static bool same_prefix(const EngineJob& a, const EngineJob& b);
+  // Starts the job on the KV of the kept chat sharing the longest prompt prefix with it,
+  // when that saves kMinReuseGain tokens over the system prefix; false otherwise.
+  bool continue_conversation(Active& a);
+  // Keeps a finished job's KV for the conversation's next turn.
+  void keep_conversation(Active& a);
 
   std::shared_ptr<const generate::ChatModel> model_;
   EngineOptions options_;
@@ -145,6 +168,8 @@ class Engine {
   std::deque<JobLatency> latencies_;
 
   std::list<Prefix> prefixes_;  // engine thread only; front = most recently used
+  std::list<Conversation> conversations_;  // engine thread only; front = most recent
+  int64_t conversation_bytes_ = 0;
   std::thread thread_;
 };
 

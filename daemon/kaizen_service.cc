@@ -100,6 +100,7 @@ class KaizenService : public Service {
     eo.max_active = static_cast<size_t>(std::max<int64_t>(1, config_.limits.max_active_chats));
     eo.max_batch = static_cast<size_t>(std::max<int64_t>(1, config_.decode_batch));
     eo.prefill_chunk = static_cast<size_t>(std::max<int64_t>(0, config_.prefill_chunk));
+    eo.conversation_cache_bytes = std::max<int64_t>(0, config_.conversation_cache_mb) << 20;
     eo.max_queue = static_cast<size_t>(std::max<int64_t>(1, config_.limits.max_queued_chats));
     engine_ = std::make_unique<Engine>(model_, eo);
     LearnerOptions lo;
@@ -229,6 +230,7 @@ class KaizenService : public Service {
       ChatResult result;
       result.finish_reason = generate::finish_reason_name(r.finish);
       result.usage.prompt_tokens = r.prompt_tokens;
+      result.usage.cached_tokens = r.cached_tokens;
       result.usage.completion_tokens = static_cast<int64_t>(r.ids.size());
       if (events.on_done) events.on_done(result);
     };
@@ -343,6 +345,13 @@ class KaizenService : public Service {
       << "# TYPE kaizen_engine_decode_forwards_total counter\nkaizen_engine_decode_forwards_total "
       << s.decode_forwards << "\n"
       << "# TYPE kaizen_engine_decode_rows_total counter\nkaizen_engine_decode_rows_total " << s.decode_rows << "\n"
+      << "# HELP kaizen_conversation_cache_total Prompts that continued a kept chat's KV.\n"
+      << "# TYPE kaizen_conversation_cache_total counter\nkaizen_conversation_cache_total{result=\"hit\"} "
+      << s.conversation_hits << "\n"
+      << "# TYPE kaizen_conversation_tokens_reused_total counter\nkaizen_conversation_tokens_reused_total "
+      << s.conversation_tokens_reused << "\n"
+      << "# TYPE kaizen_conversation_cache_bytes gauge\nkaizen_conversation_cache_bytes "
+      << s.conversation_cache_bytes << "\n"
       << "# HELP kaizen_engine_prefill_chunks_total Prefill forwards (a prompt fed in n chunks counts n).\n"
       << "# TYPE kaizen_engine_prefill_chunks_total counter\nkaizen_engine_prefill_chunks_total "
       << s.prefill_chunks << "\n"

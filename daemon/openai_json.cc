@@ -117,6 +117,7 @@ std::optional<Error> get_content(const json& msg, const std::string& param, std:
 
 json usage_json(const Usage& u) {
   return {{"prompt_tokens", u.prompt_tokens},
+          {"prompt_tokens_details", {{"cached_tokens", u.cached_tokens}}},
           {"completion_tokens", u.completion_tokens},
           {"total_tokens", u.prompt_tokens + u.completion_tokens}};
 }

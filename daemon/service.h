@@ -104,6 +104,7 @@ struct ChatRequest {
 struct Usage {
   int64_t prompt_tokens = 0;
   int64_t completion_tokens = 0;
+  int64_t cached_tokens = 0;  // prompt tokens whose KV came from a cache (not prefilled)
 };
 
 // Returned by submit_chat() once the request is accepted.

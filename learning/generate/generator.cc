@@ -39,11 +39,40 @@ Generation::Generation(const model::Decoder& decoder, std::shared_ptr<const text
   if (prefix && (prefix->batch() != 1 || static_cast<size_t>(prefix->length(0)) >= history_.size())) {
     throw std::invalid_argument("generate: the prefix cache must be batch 1 and shorter than the prompt");
   }
+  init(prefix ? prefix->length(0) : 0);
+}
+
+Generation::Generation(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
+                       std::vector<int64_t> prompt, const adapter::Adapter* adapter,
+                       GenerateOptions options, model::KVCache&& reused)
+    : decoder_(decoder),
+      tokenizer_(tokenizer),
+      history_(std::move(prompt)),
+      adapter_(adapter),
+      options_(std::move(options)),
+      sampler_(options_.sampling),
+      stream_(tokenizer, /*skip_special=*/true),
+      cache_(std::move(reused)),
+      prompt_len_(history_.size()) {
+  if (history_.empty()) throw std::invalid_argument("generate: empty prompt");
+  if (cache_.batch() != 1 || cache_.num_layers() != decoder.config().num_hidden_layers ||
+      static_cast<size_t>(cache_.length(0)) >= history_.size()) {
+    throw std::invalid_argument("generate: a reused cache must be batch 1, of this model, shorter than the prompt");
+  }
+  init(cache_.length(0));
+}
+
+void Generation::init(int64_t cached) {
   for (const auto& s : options_.stop) stop_max_len_ = std::max(stop_max_len_, s.size());
   result_.prompt_tokens = static_cast<int64_t>(prompt_len_);
-  result_.cached_tokens = prefix ? prefix->length(0) : 0;
+  result_.cached_tokens = cached;
   start_ = std::chrono::steady_clock::now();
   if (options_.max_new_tokens <= 0) finish(FinishReason::kLength);
+}
+
+model::KVCache Generation::take_cache() {
+  if (!done_) throw std::logic_error("Generation::take_cache: the generation is still running");
+  return std::move(cache_);
 }
 
 void Generation::cancel() {

@@ -48,6 +48,12 @@ class Generation {
   Generation(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
              std::vector<int64_t> prompt, const adapter::Adapter* adapter, GenerateOptions options,
              const model::KVCache* prefix = nullptr);
+  // Continues from a cache handed over whole (no copy): a batch-1 cache holding the KV
+  // of prompt[0, reused.length(0)), made with this adapter, shorter than the prompt —
+  // e.g. the cache an earlier turn of the same conversation left (take_cache()).
+  Generation(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
+             std::vector<int64_t> prompt, const adapter::Adapter* adapter, GenerateOptions options,
+             model::KVCache&& reused);
 
   // Produces one token and returns the text that is now safe to stream (never part of a
   // stop string, never a partial UTF-8 sequence). While prefilling, a step feeds at most
@@ -74,12 +80,19 @@ class Generation {
   const GenerateResult& result() const { return result_; }
   // The cache after the last step (e.g. to keep a conversation's KV).
   const model::KVCache& cache() const { return cache_; }
+  // Prompt + generated ids; the cache holds the KV of the first cache().length(0).
+  const std::vector<int64_t>& tokens() const { return history_; }
+  // Moves the cache out (for a later turn of the conversation); the generation must be
+  // done and steps no more.
+  model::KVCache take_cache();
 
  private:
   // Samples from the logits (V) of the last fed position and returns the new safe text.
   std::string accept(const torch::Tensor& logits);
   std::string finish(FinishReason reason);
   std::string take_safe_text(bool final);
+  // The constructors' shared checks and set-up once cache_ holds `cached` prompt tokens.
+  void init(int64_t cached);
 
   const model::Decoder& decoder_;
   std::shared_ptr<const text::Tokenizer> tokenizer_;

@@ -86,22 +86,28 @@ TEST(ConfigTest, LearningPolicyAndWeightKeys) {
   EXPECT_NE(text.find("gate.paraphrase_min: '2' is out of range"), std::string::npos) << text;
 }
 
-TEST(ConfigTest, DecodeBatchPrefillChunkAndActiveChats) {
+TEST(ConfigTest, EngineKeys) {
   Config defaults;
   EXPECT_EQ(defaults.decode_batch, 8);
   EXPECT_EQ(defaults.prefill_chunk, 128);
+  EXPECT_EQ(defaults.conversation_cache_mb, 2048);
   EXPECT_EQ(defaults.limits.max_active_chats, 8);  // a full batch by default
   Config c;
   auto errors = load_config(
-      source(temp_file("decode_batch = 4\nprefill_chunk = 0\n"), {"--limits.max_active_chats=16"}), &c);
+      source(temp_file("decode_batch = 4\nprefill_chunk = 0\n"),
+             {"--limits.max_active_chats=16", "--conversation_cache_mb=0"}),
+      &c);
   ASSERT_TRUE(errors.empty()) << all(errors);
   EXPECT_EQ(c.decode_batch, 4);
   EXPECT_EQ(c.prefill_chunk, 0);  // whole prompts
+  EXPECT_EQ(c.conversation_cache_mb, 0);  // off
   EXPECT_EQ(c.limits.max_active_chats, 16);
   Config bad;
-  std::string text = all(load_config(source(temp_file("decode_batch = 0\nprefill_chunk = -5\n")), &bad));
+  std::string text = all(load_config(
+      source(temp_file("decode_batch = 0\nprefill_chunk = -5\nconversation_cache_mb = lots\n")), &bad));
   EXPECT_NE(text.find("decode_batch: '0' is out of range"), std::string::npos) << text;
   EXPECT_NE(text.find("prefill_chunk: '-5' is out of range"), std::string::npos) << text;
+  EXPECT_NE(text.find("conversation_cache_mb"), std::string::npos) << text;
 }
 
 TEST(ConfigTest, EveryBadKeyIsReportedByName) {

@@ -1,6 +1,7 @@
 // The engine's continuous batching on the tiny model: concurrent jobs with different
 // adapters, prompts and budgets, decoded together, give what each gives alone; a job
 // that fails or is cancelled leaves the others untouched.
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <map>
@@ -300,6 +301,89 @@ TEST_F(EngineBatching, JobsSharingAPrefixComputeItOnce) {
       EXPECT_EQ(outs[i].result.cached_tokens, i == 0 || i == 3 ? 0 : static_cast<int64_t>(prefix_len)) << i;
     }
   }
+}
+
+// The conversation cache: a client sends the whole conversation each turn; the next
+// turn continues the KV the last one left (only the new tokens are prefilled) and
+// answers exactly as without any cache. Another conversation sharing only the system
+// message does not take it; a dropped adapter key or a budget too small keeps nothing.
+TEST_F(EngineBatching, ANextTurnPrefillsOnlyWhatIsNew) {
+  const std::string system = "Bạn là trợ lý của Sabitech.";
+  const size_t prefix_len = model_->encode(model_->chat_template->render({{"system", system}}, {false, false})).size();
+  std::string q1 = "Sabitech holds Chorei (朝礼), the morning meeting, every day at 8:15 in the main office; ";
+  q1 += q1 + "what happens at Chorei?";
+  const std::vector<text::ChatMessage> turn1 = {{"system", system}, {"user", q1}};
+  auto ask = [&](Engine& engine, const std::vector<text::ChatMessage>& messages) {
+    std::vector<Outcome> out(1);
+    auto j = job("", nullptr, 8, &out[0]);
+    j->prompt = model_->encode_chat(messages, text::ChatOptions{true, false});
+    j->prefix_len = prefix_len;
+    EXPECT_TRUE(engine.submit(j));
+    EXPECT_TRUE(wait_all(out));
+    EXPECT_EQ(out[0].error, "");
+    return out[0];
+  };
+  auto uncached = [&](const std::vector<text::ChatMessage>& messages) {
+    generate::GenerateOptions o;
+    o.max_new_tokens = 8;
+    return generate::generate(*model_->decoder, model_->tokenizer,
+                              model_->encode_chat(messages, text::ChatOptions{true, false}), nullptr, o);
+  };
+  // The tokens whose KV a finished turn leaves: prompt + answer but the last token.
+  auto kept = [&](const std::vector<text::ChatMessage>& messages, const generate::GenerateResult& r) {
+    auto t = model_->encode_chat(messages, text::ChatOptions{true, false});
+    t.insert(t.end(), r.ids.begin(), r.ids.end() - 1);
+    return t;
+  };
+  auto common = [](const std::vector<int64_t>& a, const std::vector<int64_t>& b) {
+    return static_cast<int64_t>(std::mismatch(a.begin(), a.begin() + std::min(a.size(), b.size() - 1), b.begin()).first -
+                                a.begin());
+  };
+
+  EngineOptions eo;
+  eo.conversation_cache_bytes = int64_t{256} << 20;
+  Engine engine(model_, eo);
+  Outcome a1 = ask(engine, turn1);
+  EXPECT_EQ(a1.result.cached_tokens, 0);  // the system prefix was computed by this prefill
+  auto turn2 = turn1;
+  turn2.push_back({"assistant", a1.result.text});
+  turn2.push_back({"user", "And who leads it?"});
+  Outcome a2 = ask(engine, turn2);
+  const int64_t reuse2 = common(kept(turn1, a1.result), model_->encode_chat(turn2, {true, false}));
+  EXPECT_GE(reuse2, static_cast<int64_t>(prefix_len + 32));
+  EXPECT_EQ(a2.result.cached_tokens, reuse2);
+  EXPECT_EQ(a2.result.ids, uncached(turn2).ids);
+  auto turn3 = turn2;
+  turn3.push_back({"assistant", a2.result.text});
+  turn3.push_back({"user", "Thanks!"});
+  Outcome a3 = ask(engine, turn3);
+  EXPECT_EQ(a3.result.cached_tokens, common(kept(turn2, a2.result), model_->encode_chat(turn3, {true, false})));
+  EXPECT_GT(a3.result.cached_tokens, reuse2);
+  EXPECT_EQ(a3.result.ids, uncached(turn3).ids);
+  // Another conversation, same system message: the prefix cache, not someone's chat.
+  Outcome other = ask(engine, {{"system", system}, {"user", "hello"}});
+  EXPECT_EQ(other.result.cached_tokens, static_cast<int64_t>(prefix_len));
+  auto stats = engine.stats();
+  EXPECT_EQ(stats.conversation_hits, 2u);
+  EXPECT_EQ(stats.conversation_tokens_reused, static_cast<uint64_t>(reuse2 + a3.result.cached_tokens));
+  EXPECT_GT(stats.conversation_cache_bytes, 0);
+  // After the adapter key is dropped nothing of it is reused, not even the prefix.
+  engine.drop_prefixes("base");
+  auto turn4 = turn3;
+  turn4.push_back({"assistant", a3.result.text});
+  turn4.push_back({"user", "Bye."});
+  Outcome a4 = ask(engine, turn4);
+  EXPECT_EQ(a4.result.cached_tokens, 0);
+  EXPECT_EQ(a4.result.ids, uncached(turn4).ids);
+
+  // A budget smaller than one chat's KV keeps nothing.
+  EngineOptions tight;
+  tight.conversation_cache_bytes = 1024;
+  Engine small(model_, tight);
+  ask(small, turn1);
+  EXPECT_EQ(ask(small, turn2).result.cached_tokens, static_cast<int64_t>(prefix_len));
+  EXPECT_EQ(small.stats().conversation_hits, 0u);
+  EXPECT_EQ(small.stats().conversation_cache_bytes, 0);
 }
 
 }  // namespace

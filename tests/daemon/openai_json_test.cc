@@ -150,13 +150,14 @@ TEST(OpenAiJsonTest, FeedbackParsing) {
 
 TEST(OpenAiJsonTest, ResponseShapes) {
   ChatTicket t{"msg_7", "kaizen@v3", 1700000000, nullptr};
-  json c = json::parse(completion_body(t, "Hello", ChatResult{"stop", {5, 2}}));
+  json c = json::parse(completion_body(t, "Hello", ChatResult{"stop", {5, 2, 3}}));
   EXPECT_EQ(c["id"], "msg_7");
   EXPECT_EQ(c["object"], "chat.completion");
   EXPECT_EQ(c["model"], "kaizen@v3");
   EXPECT_EQ(c["choices"][0]["message"]["content"], "Hello");
   EXPECT_EQ(c["choices"][0]["finish_reason"], "stop");
   EXPECT_EQ(c["usage"]["total_tokens"], 7);
+  EXPECT_EQ(c["usage"]["prompt_tokens_details"]["cached_tokens"], 3);  // OpenAI's field for cache hits
 
   std::string chunk = sse_content_chunk(t, "a\nb");
   ASSERT_EQ(chunk.rfind("data: ", 0), 0u);

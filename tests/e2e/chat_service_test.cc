@@ -131,6 +131,44 @@ TEST_F(RealServer, SystemPromptPrefixIsComputedOnceAndReused) {
   EXPECT_GE(std::atoll(m.body.c_str() + at + chunks.size()), 4) << m.body;
 }
 
+// A client sending the whole conversation each turn (as chat UIs do): the next turn
+// reports the earlier turn's tokens as cached (OpenAI's prompt_tokens_details) and
+// answers as the same conversation generated in-process without any cache.
+TEST_F(RealServer, NextTurnOfAConversationReusesItsKV) {
+  const std::string q1 =
+      "Sabitech holds Chorei (朝礼), the morning meeting, every day at 8:15 in the main office. "
+      "Everyone gives a short report and the leader shares the company news. What is Chorei for?";
+  json body = request(q1);
+  HttpResponse r1 = chat(body);
+  ASSERT_EQ(r1.status, 200) << r1.body;
+  const std::string a1 = r1.json()["choices"][0]["message"]["content"];
+  body["messages"].push_back({{"role", "assistant"}, {"content", a1}});
+  body["messages"].push_back({{"role", "user"}, {"content", "And who leads it?"}});
+  HttpResponse r2 = chat(body);
+  ASSERT_EQ(r2.status, 200) << r2.body;
+  json j = r2.json();
+  auto m = generate::ChatModel::load(*model_dir_ / "m", {"cpu", "float32"});
+  const std::string system = "You are Kaizen, the assistant of Sabitech.";
+  const auto system_tokens = m.encode(m.chat_template->render({{"system", system}}, {false, false})).size();
+  const auto first_turn = m.encode_chat({{"system", system}, {"user", q1}}, text::ChatOptions{true, false}).size();
+  const auto ids = m.encode_chat(
+      {{"system", system}, {"user", q1}, {"assistant", a1}, {"user", "And who leads it?"}},
+      text::ChatOptions{true, false});
+  const int64_t cached = j["usage"]["prompt_tokens_details"]["cached_tokens"].get<int64_t>();
+  EXPECT_GT(cached, static_cast<int64_t>(system_tokens) + 32) << j.dump();
+  EXPECT_LE(cached, static_cast<int64_t>(first_turn)) << j.dump();  // the answer's rendering differs
+  EXPECT_EQ(j["usage"]["prompt_tokens"].get<int64_t>(), static_cast<int64_t>(ids.size()));
+  generate::GenerateOptions o;
+  o.max_new_tokens = 12;
+  o.eos_token_ids = m.eos_token_ids;
+  EXPECT_EQ(j["choices"][0]["message"]["content"].get<std::string>(),
+            generate::generate(*m.decoder, m.tokenizer, ids, nullptr, o).text);
+  HttpResponse metrics = tcp_request(server_->tcp_port(), make_request("GET", "/metrics", "",
+                                                                     {std::string("Authorization: Bearer ") + kToken}));
+  EXPECT_NE(metrics.body.find("kaizen_conversation_cache_total{result=\"hit\"} 1"), std::string::npos)
+      << metrics.body;
+}
+
 TEST_F(RealServer, AnswerIdIsStoredAndFeedbackGoesToReview) {
   HttpResponse r = chat(request("Chorei là gì?"));
   ASSERT_EQ(r.status, 200);
