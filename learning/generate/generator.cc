@@ -22,25 +22,21 @@ const char* finish_reason_name(FinishReason r) {
   return "?";
 }
 
+namespace {
+// A generation's own cache: a copy of the shared prefix, or an empty one with room for
+// the prompt and a first stretch of answer.
+model::KVCache starting_cache(const model::Decoder& decoder, size_t prompt_size, const model::KVCache* prefix) {
+  if (!prefix) return decoder.make_cache(1, static_cast<int64_t>(prompt_size) + 64);
+  if (prefix->batch() != 1) throw std::invalid_argument("generate: a cached prefix must be batch 1");
+  return prefix->slice(0, prefix->length(0));
+}
+}  // namespace
+
 Generation::Generation(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
                        std::vector<int64_t> prompt, const adapter::Adapter* adapter,
                        GenerateOptions options, const model::KVCache* prefix)
-    : decoder_(decoder),
-      tokenizer_(tokenizer),
-      history_(std::move(prompt)),
-      adapter_(adapter),
-      options_(std::move(options)),
-      sampler_(options_.sampling),
-      stream_(tokenizer, /*skip_special=*/true),
-      cache_(prefix ? prefix->slice(0, prefix->length(0))
-                    : decoder.make_cache(1, static_cast<int64_t>(history_.size()) + 64)),
-      prompt_len_(history_.size()) {
-  if (history_.empty()) throw std::invalid_argument("generate: empty prompt");
-  if (prefix && (prefix->batch() != 1 || static_cast<size_t>(prefix->length(0)) >= history_.size())) {
-    throw std::invalid_argument("generate: the prefix cache must be batch 1 and shorter than the prompt");
-  }
-  init(prefix ? prefix->length(0) : 0);
-}
+    : Generation(decoder, std::move(tokenizer), prompt, adapter, std::move(options),
+                 starting_cache(decoder, prompt.size(), prefix)) {}
 
 Generation::Generation(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
                        std::vector<int64_t> prompt, const adapter::Adapter* adapter,
@@ -57,15 +53,11 @@ Generation::Generation(const model::Decoder& decoder, std::shared_ptr<const text
   if (history_.empty()) throw std::invalid_argument("generate: empty prompt");
   if (cache_.batch() != 1 || cache_.num_layers() != decoder.config().num_hidden_layers ||
       static_cast<size_t>(cache_.length(0)) >= history_.size()) {
-    throw std::invalid_argument("generate: a reused cache must be batch 1, of this model, shorter than the prompt");
+    throw std::invalid_argument("generate: a cached prefix must be batch 1, of this model, and shorter than the prompt");
   }
-  init(cache_.length(0));
-}
-
-void Generation::init(int64_t cached) {
   for (const auto& s : options_.stop) stop_max_len_ = std::max(stop_max_len_, s.size());
   result_.prompt_tokens = static_cast<int64_t>(prompt_len_);
-  result_.cached_tokens = cached;
+  result_.cached_tokens = cache_.length(0);
   start_ = std::chrono::steady_clock::now();
   if (options_.max_new_tokens <= 0) finish(FinishReason::kLength);
 }

@@ -91,8 +91,6 @@ class Generation {
   std::string accept(const torch::Tensor& logits);
   std::string finish(FinishReason reason);
   std::string take_safe_text(bool final);
-  // The constructors' shared checks and set-up once cache_ holds `cached` prompt tokens.
-  void init(int64_t cached);
 
   const model::Decoder& decoder_;
   std::shared_ptr<const text::Tokenizer> tokenizer_;
