@@ -69,11 +69,6 @@ struct Outcome {
 
 // One streaming chat over TCP; the first SSE chunk with content marks the first token.
 // started (optional) is incremented when the first token arrives.
-Outcome streaming_messages(uint16_t port, const json& messages, int64_t max_tokens, std::atomic<int>* started);
-Outcome streaming_chat(uint16_t port, const std::string& question, int64_t max_tokens,
-                       std::atomic<int>* started = nullptr) {
-  return streaming_messages(port, json::array({{{"role", "user"}, {"content", question}}}), max_tokens, started);
-}
 Outcome streaming_messages(uint16_t port, const json& messages, int64_t max_tokens, std::atomic<int>* started) {
   Outcome o;
   json body = {{"model", "kaizen"},
@@ -131,6 +126,11 @@ Outcome streaming_messages(uint16_t port, const json& messages, int64_t max_toke
     if (c.contains("choices") && !c["choices"].empty()) o.text += c["choices"][0]["delta"].value("content", "");
   }
   return o;
+}
+
+Outcome streaming_chat(uint16_t port, const std::string& question, int64_t max_tokens,
+                       std::atomic<int>* started = nullptr) {
+  return streaming_messages(port, json::array({{{"role", "user"}, {"content", question}}}), max_tokens, started);
 }
 
 struct Load {
@@ -292,10 +292,10 @@ int main(int argc, char** argv) {
   std::vector<double> hit_ttft;
   Load batched, one_by_one;
   Stall chunked, whole;
-  const int turns = std::stoi(arg(argc, argv, "turns", "8"));
+  const int turns = std::max(1, std::stoi(arg(argc, argv, "turns", "8")));
   Conversation kept, not_kept;
   config.decode_batch = clients;
-  const int64_t prefill_chunk = config.prefill_chunk;
+  const int64_t prefill_chunk = config.prefill_chunk, conversation_cache_mb = config.conversation_cache_mb;
   if (!with_server(config, [&](uint16_t port) {
         miss = streaming_chat(port, "Chorei là gì?", 1);
         for (int i = 0; i < 3; ++i) hit_ttft.push_back(streaming_chat(port, "Question " + std::to_string(i), 1).ttft_ms);
@@ -374,7 +374,8 @@ int main(int argc, char** argv) {
               whole.ok ? "" : "  (FAILED)");
   std::printf("  ratio peer/chunked           %15.2fx %15.2fx\n", whole.max_gap_ms / std::max(1e-9, chunked.max_gap_ms),
               whole.long_ttft_ms / std::max(1e-9, chunked.long_ttft_ms));
-  std::printf("\na conversation of %d turns, the whole history sent each turn (~200 new tokens per turn)\n", turns);
+  std::printf("\na conversation of %d turns, the whole history sent each turn (%lld new prompt tokens per turn)\n",
+              turns, (long long)((kept.prompt.back() - kept.prompt.front()) / std::max(1, turns - 1)));
   std::printf("  %-6s %14s %22s %22s\n", "turn", "prompt tokens", "TTFT ms (cached)", "peer TTFT ms (cached)");
   double sum_kept = 0, sum_peer = 0;
   for (int t = 0; t < turns; ++t) {
@@ -383,7 +384,7 @@ int main(int argc, char** argv) {
     if (t > 0) sum_kept += kept.ttft_ms[t], sum_peer += not_kept.ttft_ms[t];
   }
   std::printf("  turns 2-%d mean TTFT: %.1f ms with conversation_cache_mb = %lld vs %.1f ms with 0 (peer): %.2fx\n",
-              turns, sum_kept / std::max(1, turns - 1), (long long)Config{}.conversation_cache_mb,
+              turns, sum_kept / std::max(1, turns - 1), (long long)conversation_cache_mb,
               sum_peer / std::max(1, turns - 1), sum_peer / std::max(1e-9, sum_kept));
   std::filesystem::remove_all(tmp);
   return failed == 0 && one_by_one.failed() == 0 && chunked.ok && whole.ok && kept.ok && not_kept.ok ? 0 : 1;

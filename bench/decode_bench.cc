@@ -192,12 +192,7 @@ int main(int argc, char** argv) {
   // each a forward on the cache of the ones before. What a chunk costs is how long every
   // other chat's stream pauses per engine turn while a long prompt is prefilled; the
   // throughput is the price, against the whole prompt in one forward (timed above).
-  std::vector<int64_t> chunks;
-  for (std::string list = arg(argc, argv, "chunks", "64,128,256"); !list.empty();) {
-    const size_t comma = list.find(',');
-    chunks.push_back(std::stoll(list.substr(0, comma)));
-    list = comma == std::string::npos ? "" : list.substr(comma + 1);
-  }
+  const std::vector<int64_t> chunks = kaizen::bench::arg_ints(argc, argv, "chunks", "64,128,256");
   std::printf("\nchunked prefill of %lld tokens\n%-10s %14s %14s %14s\n", (long long)prefill, "chunk",
               "prefill t/s", "ms per chunk", "vs one forward");
   for (int64_t c : chunks) {
@@ -220,12 +215,7 @@ int main(int argc, char** argv) {
 
   // Concurrent decode: the engine's batched step vs one forward per sequence.
   const int64_t batch_prompt = std::stoll(arg(argc, argv, "batch-prompt", "128"));
-  std::vector<int64_t> batches;
-  for (std::string list = arg(argc, argv, "batches", "4,8"); !list.empty();) {
-    const size_t comma = list.find(',');
-    batches.push_back(std::stoll(list.substr(0, comma)));
-    list = comma == std::string::npos ? "" : list.substr(comma + 1);
-  }
+  const std::vector<int64_t> batches = kaizen::bench::arg_ints(argc, argv, "batches", "4,8");
   const bool with_lora = arg(argc, argv, "batch-lora", "1") != "0";  // --batch-lora 0: base model rows
   std::vector<std::shared_ptr<kaizen::adapter::Adapter>> loras;
   for (uint64_t seed : {1, 2}) {  // rank 16 on all seven projections, the trainer's default

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <exception>
+#include <iterator>
 #include <limits>
 
 #include <spdlog/spdlog.h>
@@ -79,17 +80,22 @@ void Engine::drop_prefixes(const std::string& adapter_key) {
 namespace {
 // A job whose leading prefix_len tokens may come from (or go to) the prefix cache.
 bool uses_prefix(const EngineJob& job) { return job.prefix_len > 0 && job.prefix_len < job.prompt.size(); }
+
+// The job's prefix is the n tokens at `tokens`, computed with `adapter_key`.
+bool prefix_is(const EngineJob& job, const std::string& adapter_key, std::vector<int64_t>::const_iterator tokens,
+               size_t n) {
+  return job.adapter_key == adapter_key && job.prefix_len == n &&
+         std::equal(tokens, tokens + static_cast<int64_t>(n), job.prompt.begin());
+}
 }  // namespace
 
 bool Engine::same_prefix(const EngineJob& a, const EngineJob& b) {
-  return a.adapter_key == b.adapter_key && a.prefix_len == b.prefix_len && uses_prefix(a) && uses_prefix(b) &&
-         std::equal(a.prompt.begin(), a.prompt.begin() + static_cast<int64_t>(a.prefix_len), b.prompt.begin());
+  return uses_prefix(a) && uses_prefix(b) && prefix_is(b, a.adapter_key, a.prompt.begin(), a.prefix_len);
 }
 
 std::shared_ptr<const model::KVCache> Engine::cached_prefix(const EngineJob& job) {
   for (auto it = prefixes_.begin(); it != prefixes_.end(); ++it) {
-    if (it->adapter_key == job.adapter_key && it->tokens.size() == job.prefix_len &&
-        std::equal(it->tokens.begin(), it->tokens.end(), job.prompt.begin())) {
+    if (prefix_is(job, it->adapter_key, it->tokens.begin(), it->tokens.size())) {
       prefixes_.splice(prefixes_.begin(), prefixes_, it);
       std::lock_guard<std::mutex> lock(mu_);
       stats_.prefix_hits++;
@@ -122,8 +128,7 @@ bool Engine::continue_conversation(Active& a) {
   const bool take = 2 * best_len >= best->tokens.size();
   model::KVCache cache = take ? std::move(best->cache) : best->cache.slice(0, static_cast<int64_t>(best_len));
   if (take) {
-    conversation_bytes_ -= best->bytes;
-    conversations_.erase(best);
+    forget_conversation(best);
     cache.truncate(0, static_cast<int64_t>(best_len));
   } else {
     conversations_.splice(conversations_.begin(), conversations_, best);
@@ -146,12 +151,14 @@ void Engine::keep_conversation(Active& a) {
                                          std::vector<int64_t>(g.tokens().begin(), g.tokens().begin() + len),
                                          g.take_cache(), bytes});
   conversation_bytes_ += bytes;
-  while (conversation_bytes_ > options_.conversation_cache_bytes) {
-    conversation_bytes_ -= conversations_.back().bytes;
-    conversations_.pop_back();
-  }
+  while (conversation_bytes_ > options_.conversation_cache_bytes) forget_conversation(std::prev(conversations_.end()));
   std::lock_guard<std::mutex> lock(mu_);
   stats_.conversation_cache_bytes = conversation_bytes_;
+}
+
+std::list<Engine::Conversation>::iterator Engine::forget_conversation(std::list<Conversation>::iterator it) {
+  conversation_bytes_ -= it->bytes;
+  return conversations_.erase(it);
 }
 
 bool Engine::start(Active& a, const std::vector<Active>& active) {
@@ -274,12 +281,7 @@ void Engine::run() {
       for (const auto& key : drop_keys_) {
         prefixes_.remove_if([&](const Prefix& p) { return p.adapter_key == key; });
         for (auto it = conversations_.begin(); it != conversations_.end();) {
-          if (it->adapter_key == key) {
-            conversation_bytes_ -= it->bytes;
-            it = conversations_.erase(it);
-          } else {
-            ++it;
-          }
+          it = it->adapter_key == key ? forget_conversation(it) : std::next(it);
         }
         stats_.conversation_cache_bytes = conversation_bytes_;
       }
@@ -294,14 +296,14 @@ void Engine::run() {
     // one forward over part of the job's own prompt); cancelled jobs end alone; every
     // job that was decoding gets one token, batched.
     // With no chat decoding there is no stream to keep going: prompts go in whole.
-    std::vector<Active*> decoding;
-    const bool streams = std::any_of(active.begin(), active.end(), [](const Active& a) {
+    auto decodes = [](const Active& a) {
       return a.generation && a.generation->decoding() && !a.job->cancelled.load(std::memory_order_relaxed);
-    });
-    int64_t budget = options_.prefill_chunk > 0 && streams ? static_cast<int64_t>(options_.prefill_chunk)
-                                                           : std::numeric_limits<int64_t>::max();
+    };
+    std::vector<Active*> decoding;
+    int64_t budget = options_.prefill_chunk > 0 && std::any_of(active.begin(), active.end(), decodes)
+                         ? static_cast<int64_t>(options_.prefill_chunk)
+                         : std::numeric_limits<int64_t>::max();
     for (Active& a : active) {
-      const bool cancelled = a.job->cancelled.load(std::memory_order_relaxed);
       if (!a.generation) {
         try {
           if (!start(a, active)) continue;  // another job is computing its prefix
@@ -310,10 +312,10 @@ void Engine::run() {
           continue;
         }
       }
-      if (cancelled || a.generation->done()) {
-        step_alone(a);
-      } else if (a.generation->decoding()) {
+      if (decodes(a)) {
         decoding.push_back(&a);
+      } else if (a.job->cancelled.load(std::memory_order_relaxed) || a.generation->done()) {
+        step_alone(a);
       } else {
         while (budget > 0 && !a.ended && a.generation->prefilling()) {
           const int64_t before = a.generation->prompt_cached();

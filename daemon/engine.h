@@ -154,6 +154,8 @@ class Engine {
   bool continue_conversation(Active& a);
   // Keeps a finished job's KV for the conversation's next turn.
   void keep_conversation(Active& a);
+  // Drops a kept conversation (and its bytes from the count); returns the next one.
+  std::list<Conversation>::iterator forget_conversation(std::list<Conversation>::iterator it);
 
   std::shared_ptr<const generate::ChatModel> model_;
   EngineOptions options_;

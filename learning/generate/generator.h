@@ -66,7 +66,6 @@ class Generation {
   bool prefilling() const { return !prefilled_ && !done_; }
   // Prompt tokens in the cache (a prefix cache's included).
   int64_t prompt_cached() const { return prefilled_ ? static_cast<int64_t>(prompt_len_) : cache_.length(0); }
-  int64_t prompt_size() const { return static_cast<int64_t>(prompt_len_); }
   // Prefilled and not done: the next step() is a single-token decode step, which
   // step_together() can batch with other generations' steps.
   bool decoding() const { return prefilled_ && !done_; }

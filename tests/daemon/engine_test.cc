@@ -58,10 +58,21 @@ class EngineBatching : public ::testing::Test {
     std::string error;
     bool ended = false;
   };
+  static std::vector<int64_t> chat_prompt(const std::vector<text::ChatMessage>& messages) {
+    return model_->encode_chat(messages, text::ChatOptions{true, false});
+  }
+  // The system turn alone: the prefix the service marks for caching.
+  static std::vector<int64_t> system_turn(const std::string& system) {
+    return model_->encode(model_->chat_template->render({{"system", system}}, {false, false}));
+  }
   std::shared_ptr<EngineJob> job(const std::string& question, std::shared_ptr<const adapter::Adapter> a,
                                  int64_t max_tokens, Outcome* out) {
+    return job(std::vector<text::ChatMessage>{{"user", question}}, std::move(a), max_tokens, out);
+  }
+  std::shared_ptr<EngineJob> job(const std::vector<text::ChatMessage>& messages,
+                                 std::shared_ptr<const adapter::Adapter> a, int64_t max_tokens, Outcome* out) {
     auto j = std::make_shared<EngineJob>();
-    j->prompt = model_->encode_chat({{"user", question}}, text::ChatOptions{true, false});
+    j->prompt = chat_prompt(messages);
     j->adapter = std::move(a);
     j->adapter_key = j->adapter ? "a" + std::to_string(reinterpret_cast<uintptr_t>(j->adapter.get())) : "base";
     j->options.max_new_tokens = max_tokens;
@@ -89,11 +100,19 @@ class EngineBatching : public ::testing::Test {
       return true;
     });
   }
-  generate::GenerateResult alone(const std::string& question, const adapter::Adapter* a, int64_t max_tokens) {
+  // Waits (up to 20 s) until `deltas` reaches n: a chat is streaming.
+  static void wait_for(const std::atomic<int>& deltas, int n) {
+    for (int i = 0; i < 20000 && deltas < n; ++i) std::this_thread::sleep_for(1ms);
+  }
+  // The answer generated directly, without engine or cache.
+  generate::GenerateResult alone(const std::vector<text::ChatMessage>& messages, const adapter::Adapter* a,
+                                 int64_t max_tokens) {
     generate::GenerateOptions o;
     o.max_new_tokens = max_tokens;
-    return generate::generate(*model_->decoder, model_->tokenizer,
-                              model_->encode_chat({{"user", question}}, text::ChatOptions{true, false}), a, o);
+    return generate::generate(*model_->decoder, model_->tokenizer, chat_prompt(messages), a, o);
+  }
+  generate::GenerateResult alone(const std::string& question, const adapter::Adapter* a, int64_t max_tokens) {
+    return alone(std::vector<text::ChatMessage>{{"user", question}}, a, max_tokens);
   }
 
   static TempDir* dir_;
@@ -192,7 +211,7 @@ TEST_F(EngineBatching, AFailingOrCancelledJobLeavesTheBatchIntact) {
 TEST_F(EngineBatching, ALongPromptIsPrefilledInChunksBetweenDecodeSteps) {
   std::string long_question;
   for (int i = 0; i < 24; ++i) long_question += "Sabitech's Chorei number " + std::to_string(i) + " is at 8:15. ";
-  const size_t long_len = model_->encode_chat({{"user", long_question}}, text::ChatOptions{true, false}).size();
+  const size_t long_len = chat_prompt({{"user", long_question}}).size();
   ASSERT_GT(long_len, 200u);
   const int64_t chunk = 16;
   std::map<size_t, int> answered_meanwhile;  // prefill_chunk -> the chat's deltas during the prefill
@@ -217,7 +236,7 @@ TEST_F(EngineBatching, ALongPromptIsPrefilledInChunksBetweenDecodeSteps) {
       out->streamed += d;
     };
     ASSERT_TRUE(engine.submit(chat));
-    for (int i = 0; i < 20000 && chat_deltas < 2; ++i) std::this_thread::sleep_for(1ms);
+    wait_for(chat_deltas, 2);
     ASSERT_GE(chat_deltas.load(), 2);
     const int at_submit = chat_deltas.load();
     ASSERT_TRUE(engine.submit(newcomer));
@@ -255,7 +274,8 @@ TEST_F(EngineBatching, ALongPromptIsPrefilledInChunksBetweenDecodeSteps) {
 // answer without any prefix cache.
 TEST_F(EngineBatching, JobsSharingAPrefixComputeItOnce) {
   const std::string system = "Bạn là trợ lý của Sabitech. Chorei (朝礼) là buổi họp buổi sáng lúc 8:15.";
-  const size_t prefix_len = model_->encode(model_->chat_template->render({{"system", system}}, {false, false})).size();
+  const auto prefix = system_turn(system);
+  const size_t prefix_len = prefix.size();
   const std::vector<std::pair<std::string, int>> asks = {
       {"CHOREI có nghĩa là gì?", -1}, {"hello", -1}, {"Chorei", -1}, {"what is kaizen", 1}};
   for (size_t prefill_chunk : {size_t{0}, size_t{8}}) {
@@ -273,12 +293,11 @@ TEST_F(EngineBatching, JobsSharingAPrefixComputeItOnce) {
       auto streaming = job("hello", nullptr, 60, &chat[0]);
       streaming->on_delta = [&](std::string_view) { chat_deltas++; };
       ASSERT_TRUE(engine.submit(streaming));
-      for (int i = 0; i < 20000 && chat_deltas < 1; ++i) std::this_thread::sleep_for(1ms);
+      wait_for(chat_deltas, 1);
       for (size_t i = 0; i < asks.size(); ++i) {
-        auto j = job(asks[i].first, asks[i].second < 0 ? nullptr : adapters_[asks[i].second], 6, &outs[i]);
-        j->prompt = model_->encode_chat({{"system", system}, {"user", asks[i].first}}, text::ChatOptions{true, false});
-        ASSERT_TRUE(std::equal(j->prompt.begin(), j->prompt.begin() + prefix_len,
-                               model_->encode(model_->chat_template->render({{"system", system}}, {false, false})).begin()));
+        auto j = job({{"system", system}, {"user", asks[i].first}},
+                     asks[i].second < 0 ? nullptr : adapters_[asks[i].second], 6, &outs[i]);
+        ASSERT_TRUE(std::equal(prefix.begin(), prefix.end(), j->prompt.begin()));
         j->prefix_len = prefix_len;
         ASSERT_TRUE(engine.submit(j));
       }
@@ -290,12 +309,8 @@ TEST_F(EngineBatching, JobsSharingAPrefixComputeItOnce) {
     EXPECT_EQ(stats.prefix_hits, 2u);
     EXPECT_EQ(stats.prefix_tokens_reused, 2 * prefix_len);
     for (size_t i = 0; i < asks.size(); ++i) {
-      generate::GenerateOptions o;
-      o.max_new_tokens = 6;
-      auto want = generate::generate(
-          *model_->decoder, model_->tokenizer,
-          model_->encode_chat({{"system", system}, {"user", asks[i].first}}, text::ChatOptions{true, false}),
-          asks[i].second < 0 ? nullptr : adapters_[asks[i].second].get(), o);
+      auto want = alone({{"system", system}, {"user", asks[i].first}},
+                        asks[i].second < 0 ? nullptr : adapters_[asks[i].second].get(), 6);
       EXPECT_EQ(outs[i].error, "") << i;
       EXPECT_EQ(outs[i].result.ids, want.ids) << i;
       EXPECT_EQ(outs[i].result.cached_tokens, i == 0 || i == 3 ? 0 : static_cast<int64_t>(prefix_len)) << i;
@@ -309,29 +324,23 @@ TEST_F(EngineBatching, JobsSharingAPrefixComputeItOnce) {
 // message does not take it; a dropped adapter key or a budget too small keeps nothing.
 TEST_F(EngineBatching, ANextTurnPrefillsOnlyWhatIsNew) {
   const std::string system = "Bạn là trợ lý của Sabitech.";
-  const size_t prefix_len = model_->encode(model_->chat_template->render({{"system", system}}, {false, false})).size();
+  const size_t prefix_len = system_turn(system).size();
   std::string q1 = "Sabitech holds Chorei (朝礼), the morning meeting, every day at 8:15 in the main office; ";
   q1 += q1 + "what happens at Chorei?";
   const std::vector<text::ChatMessage> turn1 = {{"system", system}, {"user", q1}};
   auto ask = [&](Engine& engine, const std::vector<text::ChatMessage>& messages) {
     std::vector<Outcome> out(1);
-    auto j = job("", nullptr, 8, &out[0]);
-    j->prompt = model_->encode_chat(messages, text::ChatOptions{true, false});
+    auto j = job(messages, nullptr, 8, &out[0]);
     j->prefix_len = prefix_len;
     EXPECT_TRUE(engine.submit(j));
     EXPECT_TRUE(wait_all(out));
     EXPECT_EQ(out[0].error, "");
     return out[0];
   };
-  auto uncached = [&](const std::vector<text::ChatMessage>& messages) {
-    generate::GenerateOptions o;
-    o.max_new_tokens = 8;
-    return generate::generate(*model_->decoder, model_->tokenizer,
-                              model_->encode_chat(messages, text::ChatOptions{true, false}), nullptr, o);
-  };
+  auto uncached = [&](const std::vector<text::ChatMessage>& messages) { return alone(messages, nullptr, 8); };
   // The tokens whose KV a finished turn leaves: prompt + answer but the last token.
   auto kept = [&](const std::vector<text::ChatMessage>& messages, const generate::GenerateResult& r) {
-    auto t = model_->encode_chat(messages, text::ChatOptions{true, false});
+    auto t = chat_prompt(messages);
     t.insert(t.end(), r.ids.begin(), r.ids.end() - 1);
     return t;
   };
@@ -349,7 +358,7 @@ TEST_F(EngineBatching, ANextTurnPrefillsOnlyWhatIsNew) {
   turn2.push_back({"assistant", a1.result.text});
   turn2.push_back({"user", "And who leads it?"});
   Outcome a2 = ask(engine, turn2);
-  const int64_t reuse2 = common(kept(turn1, a1.result), model_->encode_chat(turn2, {true, false}));
+  const int64_t reuse2 = common(kept(turn1, a1.result), chat_prompt(turn2));
   EXPECT_GE(reuse2, static_cast<int64_t>(prefix_len + 32));
   EXPECT_EQ(a2.result.cached_tokens, reuse2);
   EXPECT_EQ(a2.result.ids, uncached(turn2).ids);
@@ -357,7 +366,7 @@ TEST_F(EngineBatching, ANextTurnPrefillsOnlyWhatIsNew) {
   turn3.push_back({"assistant", a2.result.text});
   turn3.push_back({"user", "Thanks!"});
   Outcome a3 = ask(engine, turn3);
-  EXPECT_EQ(a3.result.cached_tokens, common(kept(turn2, a2.result), model_->encode_chat(turn3, {true, false})));
+  EXPECT_EQ(a3.result.cached_tokens, common(kept(turn2, a2.result), chat_prompt(turn3)));
   EXPECT_GT(a3.result.cached_tokens, reuse2);
   EXPECT_EQ(a3.result.ids, uncached(turn3).ids);
   // Another conversation, same system message: the prefix cache, not someone's chat.
