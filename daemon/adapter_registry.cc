@@ -4,6 +4,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "daemon/log.h"
+
 namespace kaizen::daemon {
 
 namespace {
@@ -19,7 +21,7 @@ AdapterRegistry::AdapterRegistry(std::string state_dir, model::ModelConfig confi
   if (!loaded.ok()) {
     load_problem_ = "active adapter v" + std::to_string(*v) + " could not be loaded: " +
                     loaded.status().ToString() + "; serving the base model";
-    spdlog::error("event=adapter_load_failed version={} error=\"{}\"", *v, loaded.status().ToString());
+    logger()->error("event=adapter_load_failed version={} error=\"{}\"", *v, loaded.status().ToString());
     return;
   }
   active_ = {*v, *loaded};

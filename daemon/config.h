@@ -64,7 +64,11 @@ struct GateConfig {
   double learn_min = 0.90;        // answer-token accuracy on the new examples
   double learn_exact_min = 0.0;   // greedy exact-match rate on the new examples
   double retain_max_drop = 0.05;  // accuracy drop allowed on held-out replay examples
-  double canary_max_kl = 1.0;     // KL(base || candidate) on general prompts, nats
+  double canary_max_kl = 0;       // KL(base || candidate) on the base's answers to general
+                                  // prompts, nats; 0 = the model's default (1 for real
+                                  // checkpoints, eval::kDemoCanaryMaxKl for the demo model)
+  double canary_max_leak = 0;     // share of general prompts answered like a trained example;
+                                  // 0 = the model's default (0.25; the demo model 0.9)
   double paraphrase_min = 0.0;    // answer-token accuracy on held-out paraphrases (0 = report only)
 };
 

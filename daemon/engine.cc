@@ -1,4 +1,5 @@
 #include "daemon/engine.h"
+#include "daemon/log.h"
 
 #include <algorithm>
 #include <exception>
@@ -11,11 +12,8 @@
 namespace kaizen::daemon {
 
 namespace {
-std::shared_ptr<spdlog::logger> logger() {
-  static auto l = [] {
-    auto existing = spdlog::get("engine");
-    return existing ? existing : spdlog::default_logger()->clone("engine");
-  }();
+std::shared_ptr<spdlog::logger> engine_log() {
+  static const auto l = layer_logger("engine");
   return l;
 }
 }  // namespace
@@ -225,7 +223,7 @@ void Engine::step_together(const std::vector<Active*>& batch) {
     deltas = generate::Generation::step_together(gens);
   } catch (const std::exception& e) {
     // Nothing advanced: step each job alone, so only a job that fails by itself fails.
-    logger()->warn("event=batch_step_failed rows={} error=\"{}\"", batch.size(), e.what());
+    engine_log()->warn("event=batch_step_failed rows={} error=\"{}\"", batch.size(), e.what());
     for (Active* a : batch) step_alone(*a);
     return;
   }
@@ -263,7 +261,7 @@ void Engine::deliver(Active& a, const std::string& delta) {
 void Engine::fail(Active& a, const std::exception& e) {
   // A bad request must not take the engine down: report and drop this job only.
   a.ended = true;
-  logger()->error("event=job_failed error=\"{}\"", e.what());
+  engine_log()->error("event=job_failed error=\"{}\"", e.what());
   {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.jobs_failed++;

@@ -13,6 +13,7 @@
 #include "daemon/adapter_registry.h"
 #include "daemon/engine.h"
 #include "daemon/learner.h"
+#include "daemon/log.h"
 #include "learning/generate/chat_model.h"
 #include "learning/model/threads.h"
 #include "storage/import.h"
@@ -226,7 +227,7 @@ class KaizenService : public Service {
       rec.adapter_version = version;
       rec.latency_ms = static_cast<uint32_t>(now_ms() - start);
       auto st = store->append_message(rec);
-      if (!st.ok()) spdlog::error("event=log_answer_failed message_id={} error=\"{}\"", id, st.status().ToString());
+      if (!st.ok()) logger()->error("event=log_answer_failed message_id={} error=\"{}\"", id, st.status().ToString());
       ChatResult result;
       result.finish_reason = generate::finish_reason_name(r.finish);
       result.usage.prompt_tokens = r.prompt_tokens;
@@ -366,7 +367,7 @@ class KaizenService : public Service {
   }
 
   Result<json> admin(const std::string& op, const json& args, const PeerInfo& peer) override {
-    spdlog::info("event=admin op={} uid={} pid={}", op, peer.uid, peer.pid);
+    logger()->info("event=admin op={} uid={} pid={}", op, peer.uid, peer.pid);
     try {
       return admin_op(op, args, peer);
     } catch (const std::exception& e) {
@@ -449,7 +450,7 @@ class KaizenService : public Service {
       if (!st.ok()) return from_status(st);
       // The old version's cached prefixes; the base model's stay (`model: base` uses them).
       if (current != 0) engine_->drop_prefixes("v" + std::to_string(current));
-      spdlog::info("event=rollback from=v{} to=v{} uid={}", current, v, peer.uid);
+      logger()->info("event=rollback from=v{} to=v{} uid={}", current, v, peer.uid);
       return json{{"active", v}, {"previous", current}};
     }
     if (op == "review") {
@@ -511,7 +512,7 @@ class KaizenService : public Service {
         e.message = err->message;
         return e;
       }
-      spdlog::info("event=train_now run={} uid={}", std::get<uint64_t>(started), peer.uid);
+      logger()->info("event=train_now run={} uid={}", std::get<uint64_t>(started), peer.uid);
       return json{{"run_id", std::get<uint64_t>(started)}, {"state", "running"}};
     }
     if (op == "train/status") {
@@ -528,7 +529,7 @@ class KaizenService : public Service {
     }
     if (op == "train/cancel") {
       const bool cancelled = learner_->cancel();
-      spdlog::info("event=train_cancel cancelled={} uid={}", cancelled, peer.uid);
+      logger()->info("event=train_cancel cancelled={} uid={}", cancelled, peer.uid);
       return json{{"cancelled", cancelled}};
     }
     if (op == "runs") {
@@ -582,7 +583,7 @@ Result<std::unique_ptr<Service>> make_kaizen_service(const Config& config, const
   fs::create_directories(fs::path(config.state_dir) / "adapters", ec);
   auto store = storage::Store::open((fs::path(config.state_dir) / "db").string());
   if (!store.ok()) return Error::Internal("cannot open the database: " + store.status().ToString());
-  spdlog::info("event=service_ready model={} device={} threads=\"{}\" system_prompt_chars={}", config.model,
+  logger()->info("event=service_ready model={} device={} threads=\"{}\" system_prompt_chars={}", config.model,
                model->decoder->options().device.str(), threads.describe(), system_prompt.size());
   return std::unique_ptr<Service>(
       std::make_unique<KaizenService>(config, model, std::move(*store), std::move(system_prompt)));

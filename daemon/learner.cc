@@ -14,6 +14,7 @@
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include "daemon/log.h"
 #include "learning/adapter/peft.h"
 #include "learning/eval/gate.h"
 #include "learning/eval/metrics.h"
@@ -27,6 +28,11 @@ using nlohmann::json;
 using Clock = std::chrono::steady_clock;
 
 namespace {
+
+std::shared_ptr<spdlog::logger> learner_log() {
+  static const auto l = layer_logger("learner");
+  return l;
+}
 
 double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
@@ -49,6 +55,7 @@ json run_summary(const storage::Run& r) {
           {"state", storage::to_string(r.state)},
           {"trigger", r.trigger},
           {"verdict", r.verdict},
+          {"gate", r.gate},
           {"adapter_version", r.adapter_version},
           {"examples", r.example_ids.size()},
           {"replay", r.replay_ids.size()},
@@ -58,7 +65,34 @@ json run_summary(const storage::Run& r) {
           {"finished_ms", r.finished_ms}};
 }
 
+// The verdict for the run record: {"pass", "checks": [{check, value, threshold, at_most,
+// pass, key, line}], "failures": [...]}.
+nlohmann::json gate_json(const eval::GateVerdict& v) {
+  nlohmann::json checks = nlohmann::json::array();
+  for (const auto& c : v.checks) {
+    checks.push_back({{"check", c.name},
+                      {"value", c.value},
+                      {"threshold", c.threshold},
+                      {"at_most", c.at_most},
+                      {"pass", c.pass},
+                      {"key", c.key},
+                      {"line", c.line}});
+  }
+  return {{"pass", v.pass}, {"checks", checks}, {"failures", v.failures}};
+}
+
 }  // namespace
+
+eval::GateThresholds gate_thresholds(const GateConfig& g, const model::ModelConfig& model) {
+  eval::GateThresholds t = eval::GateThresholds::for_model(model);
+  t.learn_min = g.learn_min;
+  t.learn_exact_min = g.learn_exact_min;
+  t.retain_max_drop = g.retain_max_drop;
+  if (g.canary_max_kl > 0) t.canary_max_kl = g.canary_max_kl;
+  if (g.canary_max_leak > 0) t.canary_max_leak = g.canary_max_leak;
+  t.paraphrase_min = g.paraphrase_min;
+  return t;
+}
 
 Learner::Learner(LearnerOptions options, storage::Store& store, AdapterRegistry& registry, Engine& engine,
                  std::shared_ptr<const generate::ChatModel> model)
@@ -101,13 +135,13 @@ void Learner::recover_interrupted_runs() {
     }
     auto st = store_.mark_trained(r.example_ids, r.adapter_version);
     if (!st.ok()) {
-      spdlog::error("event=recover_run_failed run={} error=\"{}\"", r.id, st.ToString());
+      learner_log()->error("event=recover_run_failed run={} error=\"{}\"", r.id, st.ToString());
       continue;
     }
     r.state = storage::RunState::kPublished;
     r.verdict = "published v" + std::to_string(r.adapter_version) + " (completed after restart)";
     (void)store_.update_run(r);
-    spdlog::info("event=run_recovered run={} version={}", r.id, r.adapter_version);
+    learner_log()->info("event=run_recovered run={} version={}", r.id, r.adapter_version);
   }
 }
 
@@ -125,7 +159,7 @@ void Learner::clean_adapters_dir() {
     }
     if (remove) {
       fs::remove_all(entry.path(), ec);
-      spdlog::info("event=adapter_dir_cleaned path={}", entry.path().string());
+      learner_log()->info("event=adapter_dir_cleaned path={}", entry.path().string());
     }
   }
 }
@@ -193,7 +227,7 @@ std::variant<Learner::Plan, Learner::StartError> Learner::plan_locked(const std:
   run.trigger = trigger;
   for (const auto& e : plan.examples) run.example_ids.push_back(e.id);
   const auto& t = options_.train;
-  const auto& g = options_.gate;
+  const eval::GateThresholds g = gate_thresholds(options_.gate, model_->decoder->config());
   run.config = {{"from_state_seq", from_seq},
                 {"through_state_seq", plan.through_seq},
                 {"max_per_author", t.max_per_author},
@@ -211,6 +245,7 @@ std::variant<Learner::Plan, Learner::StartError> Learner::plan_locked(const std:
                           {"learn_exact_min", g.learn_exact_min},
                           {"retain_max_drop", g.retain_max_drop},
                           {"canary_max_kl", g.canary_max_kl},
+                          {"canary_max_leak", g.canary_max_leak},
                           {"paraphrase_min", g.paraphrase_min}}}};
   auto created = store_.create_run(run);
   if (!created.ok()) return StartError{500, created.status().ToString()};
@@ -263,7 +298,7 @@ void Learner::loop() {
       if (trigger.empty()) continue;
       auto plan = plan_locked(trigger, from);
       if (auto* err = std::get_if<StartError>(&plan)) {
-        spdlog::warn("event=run_not_started trigger={} reason=\"{}\"", trigger, err->message);
+        learner_log()->warn("event=run_not_started trigger={} reason=\"{}\"", trigger, err->message);
         continue;
       }
       pending_ = std::move(std::get<Plan>(plan));
@@ -291,7 +326,7 @@ void Learner::set_phase(const std::string& phase) {
 void Learner::execute(Plan plan) {
   auto got = store_.get_run(plan.run_id);
   if (!got.ok()) {
-    spdlog::error("event=run_lost run={} error=\"{}\"", plan.run_id, got.status().ToString());
+    learner_log()->error("event=run_lost run={} error=\"{}\"", plan.run_id, got.status().ToString());
     return;
   }
   storage::Run run = *got;
@@ -305,14 +340,14 @@ void Learner::execute(Plan plan) {
     run.verdict = verdict;
     run.finished_ms = storage::now_ms();
     auto st = store_.update_run(run);
-    if (!st.ok()) spdlog::error("event=run_record_failed run={} error=\"{}\"", run.id, st.ToString());
-    spdlog::info("event=run_finished run={} state={} verdict=\"{}\"", run.id, storage::to_string(state), verdict);
+    if (!st.ok()) learner_log()->error("event=run_record_failed run={} error=\"{}\"", run.id, st.ToString());
+    learner_log()->info("event=run_finished run={} state={} verdict=\"{}\"", run.id, storage::to_string(state), verdict);
     std::lock_guard<std::mutex> lock(mu_);
     last_ = run_summary(run);
     ++runs_by_state_[storage::to_string(state)];
     if (state == storage::RunState::kFailed) auto_hold_seq_ = std::max(auto_hold_seq_, plan.through_seq);
   };
-  spdlog::info("event=run_started run={} trigger={} examples={} active=v{}", run.id, run.trigger,
+  learner_log()->info("event=run_started run={} trigger={} examples={} active=v{}", run.id, run.trigger,
                plan.examples.size(), active.version);
   try {
     // 1. Dataset: the new examples, a replay sample, and a held-out part of it.
@@ -327,7 +362,7 @@ void Learner::execute(Plan plan) {
         train::Example ex = train::encode_example(msgs, *model_->tokenizer, *model_->chat_template, 2048);
         if (ex.length() >= 2 && ex.target_tokens() > 0) out->push_back(std::move(ex));
       } catch (const std::exception& err) {
-        spdlog::warn("event=example_skipped id={} reason=\"{}\"", e.id, err.what());
+        learner_log()->warn("event=example_skipped id={} reason=\"{}\"", e.id, err.what());
       }
     };
     std::vector<train::Example> fresh, replay, holdout, paraphrased;
@@ -424,7 +459,7 @@ void Learner::execute(Plan plan) {
         auto pct = [&](double p) { return lat[std::min(lat.size() - 1, static_cast<size_t>(p * (lat.size() - 1) + 0.5))]; };
         run.metrics["chat_during_train_p50_ms"] = pct(0.5);
         run.metrics["chat_during_train_p99_ms"] = pct(0.99);
-        spdlog::info("event=chat_during_train run={} chats={} p50_ms={:.0f} p99_ms={:.0f}", run.id, lat.size(),
+        learner_log()->info("event=chat_during_train run={} chats={} p50_ms={:.0f} p99_ms={:.0f}", run.id, lat.size(),
                      pct(0.5), pct(0.99));
       }
     }
@@ -488,20 +523,36 @@ void Learner::execute(Plan plan) {
         m.paraphrase_exact = ep.rate();
       }
     }
-    m.canary_n = static_cast<int64_t>(options_.canary_prompts.size());
-    m.canary_kl = eval::canary_kl(decoder, *model_->tokenizer, *model_->chat_template, nullptr, cand,
-                                  options_.canary_prompts);
-    m.canary_kl_active = act ? eval::canary_kl(decoder, *model_->tokenizer, *model_->chat_template, nullptr, act,
-                                               options_.canary_prompts)
-                             : 0.0;
+    // Canary: the base model's own answers to general prompts keep their probability,
+    // and the candidate does not answer them with what it was just taught.
+    eval::CanaryOptions canary;
+    canary.eos_token_ids = model_->eos_token_ids;
+    for (const auto* set : {&fresh, &replay})
+      for (const auto& e : *set) canary.trained_answers.push_back(e.answer);
+    const eval::CanaryResult cr =
+        eval::measure_canary(decoder, model_->tokenizer, *model_->chat_template, cand, options_.canary_prompts, canary);
+    m.canary_n = cr.prompts;
+    m.canary_kl = cr.kl;
+    m.canary_leak = cr.leak;
+    if (act) {
+      m.canary_kl_active =
+          eval::measure_canary(decoder, model_->tokenizer, *model_->chat_template, act, options_.canary_prompts, canary)
+              .kl;
+    }
     for (const auto& [k, v] : m.to_map()) run.metrics[k] = v;
-    eval::GateThresholds th{options_.gate.learn_min, options_.gate.learn_exact_min, options_.gate.retain_max_drop,
-                            options_.gate.canary_max_kl, options_.gate.paraphrase_min};
+    const eval::GateThresholds th = gate_thresholds(options_.gate, decoder.config());
     eval::GateVerdict verdict = eval::judge(m, th);
     if (verdict.pass && registry_.active().version != active.version) {
       verdict.pass = false;
       verdict.failures.push_back("the active adapter changed during the run (v" + std::to_string(active.version) +
                                  " -> v" + std::to_string(registry_.active().version) + ")");
+    }
+    run.gate = gate_json(verdict);
+    for (const auto& c : verdict.checks) {
+      if (!c.pass) {
+        learner_log()->warn("event=gate_check_failed run={} check={} value={:.4g} threshold={:.4g} key={}", run.id, c.name,
+                     c.value, c.threshold, c.key);
+      }
     }
     run.phase_seconds["validate"] = seconds_since(phase_t0);
 
@@ -538,7 +589,7 @@ void Learner::execute(Plan plan) {
     registry_.install(*version, *loaded);
     engine_.drop_prefixes(active.version ? "v" + std::to_string(active.version) : "base");
     st = store_.mark_trained(run.example_ids, *version);
-    if (!st.ok()) spdlog::error("event=mark_trained_failed run={} error=\"{}\"", run.id, st.ToString());
+    if (!st.ok()) learner_log()->error("event=mark_trained_failed run={} error=\"{}\"", run.id, st.ToString());
     run.phase_seconds["publish"] = seconds_since(phase_t0);
     finish(storage::RunState::kPublished, "published v" + std::to_string(*version));
     prune_versions();
@@ -583,14 +634,14 @@ void Learner::prune_versions() {
     if (!a.path.empty() && fs::exists(d, ec)) {
       fs::remove_all(d, ec);
       if (ec) {
-        spdlog::warn("event=adapter_prune_failed version={} path={} error=\"{}\"", a.version, d.string(), ec.message());
+        learner_log()->warn("event=adapter_prune_failed version={} path={} error=\"{}\"", a.version, d.string(), ec.message());
         continue;
       }
-      spdlog::info("event=adapter_pruned version={} path={}", a.version, d.string());
+      learner_log()->info("event=adapter_pruned version={} path={}", a.version, d.string());
     }
     // The record stays (its run and metrics are history) but says the files are gone.
     auto st = store_.mark_adapter_pruned(a.version);
-    if (!st.ok()) spdlog::warn("event=adapter_prune_record_failed version={} error=\"{}\"", a.version, st.ToString());
+    if (!st.ok()) learner_log()->warn("event=adapter_prune_record_failed version={} error=\"{}\"", a.version, st.ToString());
   }
 }
 

@@ -49,6 +49,7 @@
 #include "daemon/adapter_registry.h"
 #include "daemon/config.h"
 #include "daemon/engine.h"
+#include "learning/eval/gate.h"
 #include "learning/generate/chat_model.h"
 #include "storage/store.h"
 
@@ -61,6 +62,10 @@ struct LearnerOptions {
   GateConfig gate;
   std::vector<std::string> canary_prompts;  // empty = eval::default_canary_prompts()
 };
+
+// The gate's thresholds for this model: the config's values, with gate.canary_max_kl = 0
+// meaning the model's default (eval::GateThresholds::for_model).
+eval::GateThresholds gate_thresholds(const GateConfig& gate, const model::ModelConfig& model);
 
 class Learner {
  public:

@@ -308,6 +308,7 @@ json to_json(const Run& r) {
           {"loss_curve", r.loss_curve},
           {"metrics", r.metrics},
           {"verdict", r.verdict},
+          {"gate", r.gate},
           {"state", to_string(r.state)},
           {"adapter_version", r.adapter_version},
           {"started_ms", r.started_ms},
@@ -328,6 +329,7 @@ Status decode(std::string_view bytes, const std::string& where, Run* out) {
     get_opt(j, "loss_curve", &r.loss_curve);
     get_opt(j, "metrics", &r.metrics);
     get_opt(j, "verdict", &r.verdict);
+    if (j.contains("gate")) r.gate = j["gate"];
     get_enum(j, "state", &r.state);
     get_opt(j, "adapter_version", &r.adapter_version);
     get_opt(j, "started_ms", &r.started_ms);

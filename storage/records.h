@@ -137,7 +137,10 @@ struct Run {
   nlohmann::json config = nlohmann::json::object();  // trainer config as given
   std::vector<float> loss_curve;                     // one value per logged step
   std::map<std::string, double> metrics;
-  std::string verdict;  // human summary: "published v7", "retain drop 0.08 > 0.05"
+  std::string verdict;  // human summary: "published v7", "retain drop 0.08 > 0.05 (gate.retain_max_drop)"
+  // The gate's checks: {"pass", "checks": [{check, value, threshold, at_most, pass, key,
+  // line}], "failures": [...]}; null until the run was validated.
+  nlohmann::json gate;
   RunState state = RunState::kRunning;
   uint64_t adapter_version = 0;                 // candidate it produced; 0 = none yet
   int64_t started_ms = 0;                       // 0 = now

@@ -38,6 +38,19 @@ struct CommandRegistrar {
   }
 };
 
+// kaizenctl's global options may come before the command (`kaizenctl --socket P status`)
+// as well as after it: split_global_options() takes the leading ones (--socket PATH,
+// --socket=PATH, --timeout S, --json, --help) and appends them to the command's args,
+// where every online command's flag parser reads them. Throws FlagError for an unknown
+// leading option or a missing value.
+struct GlobalOptions {
+  bool help = false;                  // --help / -h before any command
+  std::string command;                // first word that is not a global option ("" = none)
+  std::vector<std::string> args;      // the command's args, then the hoisted options
+  std::vector<std::string> hoisted;   // the global options as given, e.g. {"--socket", "P"}
+};
+GlobalOptions split_global_options(const std::vector<std::string>& argv);
+
 }  // namespace kaizen::ctl
 
 #define KAIZEN_CTL_CONCAT2(a, b) a##b

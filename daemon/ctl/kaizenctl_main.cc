@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "daemon/ctl/command.h"
+#include "daemon/ctl/flags.h"
 
 namespace kaizen::ctl {
 
@@ -18,35 +19,82 @@ std::vector<CommandGroup>& command_groups() {
 namespace {
 
 void print_usage(FILE* out) {
-  std::fprintf(out, "usage: kaizenctl COMMAND [ARGS...] [--json]\n\ncommands:\n");
+  std::fprintf(out, "usage: kaizenctl [--socket PATH] [--timeout S] [--json] COMMAND [ARGS...]\n\ncommands:\n");
   for (const auto& g : command_groups()) {
     std::fprintf(out, "  %-12s %s\n", g.name.c_str(), g.summary.c_str());
   }
-  std::fprintf(out, "\n`kaizenctl COMMAND --help` describes one command.\n");
+  std::fprintf(out,
+               "\nGlobal options go before or after the command: --socket PATH (kaizend's socket, else\n"
+               "$KAIZEN_SOCKET, else /run/kaizen/kaizend.sock), --timeout S, --json.\n"
+               "`kaizenctl COMMAND --help` describes one command.\n");
 }
 
 }  // namespace
+
+GlobalOptions split_global_options(const std::vector<std::string>& argv) {
+  GlobalOptions out;
+  size_t i = 0;
+  for (; i < argv.size(); ++i) {
+    const std::string& a = argv[i];
+    if (a.size() < 2 || a[0] != '-') break;  // the command
+    if (a == "--help" || a == "-h") {
+      out.help = true;
+      continue;
+    }
+    std::string name = a, value;
+    const bool inline_value = a.find('=') != std::string::npos;
+    if (inline_value) {
+      name = a.substr(0, a.find('='));
+      value = a.substr(a.find('=') + 1);
+    }
+    if (name == "--json") {
+      if (inline_value) throw FlagError("--json takes no value");
+      out.hoisted.push_back("--json");
+    } else if (name == "--socket" || name == "--timeout") {
+      if (!inline_value) {
+        if (i + 1 >= argv.size()) throw FlagError(name + " needs a value");
+        value = argv[++i];
+      }
+      out.hoisted.push_back(name);
+      out.hoisted.push_back(value);
+    } else {
+      throw FlagError("unknown option " + name + " before the command (global options: --socket, --timeout, --json)");
+    }
+  }
+  if (i < argv.size()) {
+    out.command = argv[i];
+    out.args.assign(argv.begin() + static_cast<std::ptrdiff_t>(i) + 1, argv.end());
+    out.args.insert(out.args.end(), out.hoisted.begin(), out.hoisted.end());
+  }
+  return out;
+}
 }  // namespace kaizen::ctl
 
 int main(int argc, char** argv) {
   using namespace kaizen::ctl;
-  if (argc < 2 || !std::strcmp(argv[1], "--help") || !std::strcmp(argv[1], "-h") ||
-      !std::strcmp(argv[1], "help")) {
-    print_usage(argc < 2 ? stderr : stdout);
-    return argc < 2 ? kExitUsage : kExitOk;
+  GlobalOptions g;
+  try {
+    g = split_global_options(std::vector<std::string>(argv + 1, argv + argc));
+  } catch (const FlagError& e) {
+    std::fprintf(stderr, "kaizenctl: %s\n\n", e.what());
+    print_usage(stderr);
+    return kExitUsage;
   }
-  const std::string name = argv[1];
-  std::vector<std::string> args(argv + 2, argv + argc);
-  for (const auto& g : command_groups()) {
-    if (g.name != name) continue;
+  if (g.command.empty() || g.command == "help") {
+    const bool asked = g.help || g.command == "help";
+    print_usage(asked ? stdout : stderr);
+    return asked ? kExitOk : kExitUsage;
+  }
+  for (const auto& grp : command_groups()) {
+    if (grp.name != g.command) continue;
     try {
-      return g.run(args);
+      return grp.run(g.args);
     } catch (const std::exception& e) {
-      std::fprintf(stderr, "kaizenctl %s: %s\n", name.c_str(), e.what());
+      std::fprintf(stderr, "kaizenctl %s: %s\n", g.command.c_str(), e.what());
       return kExitFailure;
     }
   }
-  std::fprintf(stderr, "kaizenctl: unknown command '%s'\n\n", name.c_str());
+  std::fprintf(stderr, "kaizenctl: unknown command '%s'\n\n", g.command.c_str());
   print_usage(stderr);
   return kExitUsage;
 }

@@ -207,6 +207,24 @@ void print_fields(const json& j, const std::string& prefix = "") {
   }
 }
 
+// The gate's checks of a run ({"checks": [...]}, see storage::Run::gate) as a table, with
+// the config key that moves each threshold; nothing when the run was not validated.
+void print_gate(const json& gate) {
+  if (!gate.is_object() || !gate.contains("checks") || !gate["checks"].is_array()) return;
+  std::printf("\ngate: %s\n", gate.value("pass", false) ? "pass" : "REJECTED");
+  Table t({"  CHECK", "VALUE", "LIMIT", "RESULT", "THRESHOLD KEY"});
+  for (const auto& c : gate["checks"]) {
+    t.add({"  " + c.value("check", std::string("?")), scalar(c.value("value", json())),
+           std::string(c.value("at_most", false) ? "<= " : ">= ") + scalar(c.value("threshold", json())),
+           c.value("pass", false) ? "pass" : "FAIL", c.value("key", std::string())});
+  }
+  t.print();
+  for (const auto& f : gate.value("failures", json::array())) {
+    if (f.is_string() && f.get<std::string>().find("(gate.") == std::string::npos)
+      std::printf("  %s\n", f.get<std::string>().c_str());
+  }
+}
+
 // Pages through an admin list op; `items_key` names the array in each page.
 json collect_pages(DaemonClient& client, const std::string& op, const std::string& items_key,
                    const std::string& what, bool as_json, json* first_page = nullptr) {
@@ -571,7 +589,9 @@ int runs_command(const std::vector<std::string>& args) {
         shown["adapter_version"] = version_name(shown["adapter_version"]);
       }
       if (shown.contains("config")) shown["config"] = clip(shown["config"].dump(), 200);
+      shown.erase("gate");
       print_fields(shown);
+      print_gate(j.value("gate", json()));
       return kExitOk;
     }
     if (sub != "list") throw FlagError("unknown subcommand '" + sub + "'");
@@ -631,7 +651,13 @@ int online_train(const std::vector<std::string>& args) {
     }
     json recent = j.value("recent_runs", json::array());
     j.erase("recent_runs");
+    json gate;
+    if (j.contains("last") && j["last"].is_object()) {
+      gate = j["last"].value("gate", json());
+      j["last"].erase("gate");
+    }
     print_fields(j);
+    print_gate(gate);
     if (recent.is_array() && !recent.empty()) {
       std::printf("\nrecent runs:\n");
       print_runs_table(recent);

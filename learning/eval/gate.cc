@@ -1,8 +1,11 @@
 #include "learning/eval/gate.h"
 
+#include <algorithm>
 #include <cstdio>
 
 #include <torch/torch.h>
+
+#include "learning/generate/generator.h"
 
 namespace kaizen::eval {
 
@@ -30,6 +33,7 @@ std::map<std::string, double> GateMetrics::to_map() const {
           {"canary_n", static_cast<double>(canary_n)},
           {"canary_kl", canary_kl},
           {"canary_kl_active", canary_kl_active},
+          {"canary_leak", canary_leak},
           {"paraphrase_n", static_cast<double>(paraphrase_n)},
           {"paraphrase_acc", paraphrase_acc},
           {"paraphrase_exact_n", static_cast<double>(paraphrase_exact_n)},
@@ -43,28 +47,52 @@ std::string GateVerdict::summary() const {
   return s;
 }
 
-GateVerdict judge(const GateMetrics& m, const GateThresholds& t) {
+GateThresholds GateThresholds::for_model(const model::ModelConfig& config) {
+  GateThresholds t;
+  if (config.hidden_size < 256) {
+    t.canary_max_kl = kDemoCanaryMaxKl;
+    t.canary_max_leak = kDemoCanaryMaxLeak;
+  }
+  return t;
+}
+
+GateVerdict judge(const GateMetrics& m, const GateThresholds& t, const GateKeys& k) {
   GateVerdict v;
   if (m.learn_n == 0) v.failures.push_back("no new examples were scored");
-  if (m.learn_n > 0 && m.learn_acc < t.learn_min) {
-    v.failures.push_back("learn accuracy " + fmt(m.learn_acc) + " < " + fmt(t.learn_min));
+  // label value op threshold (key)[ detail]
+  auto check = [&](const char* name, const std::string& label, double value, double threshold, bool at_most,
+                   const std::string& key, const std::string& detail = "") {
+    GateCheck c;
+    c.name = name;
+    c.value = value;
+    c.threshold = threshold;
+    c.at_most = at_most;
+    c.pass = at_most ? value <= threshold : value >= threshold;
+    c.key = key;
+    c.line = label + " " + fmt(value) + (c.pass ? (at_most ? " <= " : " >= ") : (at_most ? " > " : " < ")) +
+             fmt(threshold) + (detail.empty() ? "" : " " + detail) + " (" + key + ")";
+    if (!c.pass) v.failures.push_back(c.line);
+    v.checks.push_back(std::move(c));
+  };
+  if (m.learn_n > 0) check("learn", "learn accuracy", m.learn_acc, t.learn_min, false, k.learn_min);
+  if (m.learn_exact_n > 0) {
+    check("learn_exact", "learn exact match", m.learn_exact, t.learn_exact_min, false, k.learn_exact_min);
   }
-  if (m.learn_exact_n > 0 && m.learn_exact < t.learn_exact_min) {
-    v.failures.push_back("learn exact match " + fmt(m.learn_exact) + " < " + fmt(t.learn_exact_min));
+  if (m.retain_n > 0) {
+    check("retain", "retain drop", m.retain_drop(), t.retain_max_drop, true, k.retain_max_drop,
+          "(accuracy " + fmt(m.retain_acc_active) + " -> " + fmt(m.retain_acc) + ")");
   }
-  if (m.retain_n > 0 && m.retain_drop() > t.retain_max_drop) {
-    v.failures.push_back("retain drop " + fmt(m.retain_drop()) + " > " + fmt(t.retain_max_drop) + " (accuracy " +
-                         fmt(m.retain_acc_active) + " -> " + fmt(m.retain_acc) + ")");
+  if (m.retain_exact_n > 0) {
+    check("retain_exact", "retain exact-match drop", m.retain_exact_drop(), t.retain_max_drop, true,
+          k.retain_max_drop, "(" + fmt(m.retain_exact_active) + " -> " + fmt(m.retain_exact) + ")");
   }
-  if (m.retain_exact_n > 0 && m.retain_exact_drop() > t.retain_max_drop) {
-    v.failures.push_back("retain exact-match drop " + fmt(m.retain_exact_drop()) + " > " + fmt(t.retain_max_drop) +
-                         " (" + fmt(m.retain_exact_active) + " -> " + fmt(m.retain_exact) + ")");
+  if (m.paraphrase_n > 0) {
+    check("paraphrase", "paraphrase accuracy", m.paraphrase_acc, t.paraphrase_min, false, k.paraphrase_min);
   }
-  if (m.paraphrase_n > 0 && m.paraphrase_acc < t.paraphrase_min) {
-    v.failures.push_back("paraphrase accuracy " + fmt(m.paraphrase_acc) + " < " + fmt(t.paraphrase_min));
-  }
-  if (m.canary_n > 0 && m.canary_kl > t.canary_max_kl) {
-    v.failures.push_back("canary KL " + fmt(m.canary_kl) + " > " + fmt(t.canary_max_kl));
+  if (m.canary_n > 0) {
+    check("canary_kl", "canary KL", m.canary_kl, t.canary_max_kl, true, k.canary_max_kl);
+    check("canary_leak", "canary answers like a trained example", m.canary_leak, t.canary_max_leak, true,
+          k.canary_max_leak);
   }
   v.pass = v.failures.empty();
   return v;
@@ -80,6 +108,22 @@ const std::vector<std::string>& default_canary_prompts() {
       "Hãy kể một câu chuyện ngắn về con mèo.",
       "What is 12 plus 30?",
       "Give me three tips for writing clear emails.",
+      "Why is the sky blue?",
+      "Name three colours of the rainbow.",
+      "Write a haiku about autumn leaves.",
+      "What is the opposite of 'hot'?",
+      "Bạn thích ăn món gì nhất?",
+      "Một năm có bao nhiêu tháng?",
+      "How do I boil an egg?",
+      "Summarise the plot of Romeo and Juliet in one sentence.",
+      "What language is spoken in Brazil?",
+      "Can you recommend a good book for a long flight?",
+      "Hãy viết một lời chúc sinh nhật ngắn.",
+      "What is the square root of 81?",
+      "Explain what a computer keyboard is for.",
+      "Thủ đô của Nhật Bản là gì?",
+      "List two benefits of drinking water.",
+      "Say hello in French.",
   };
   return prompts;
 }
@@ -104,6 +148,87 @@ double canary_kl(const model::Decoder& decoder, const text::Tokenizer& tokenizer
     sum += (lp.exp() * (lp - lq)).sum(-1).mean().item<double>();
   }
   return sum / static_cast<double>(prompts.size());
+}
+
+CanaryResult measure_canary(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
+                            const text::ChatTemplate& chat_template, const adapter::Adapter* candidate,
+                            const std::vector<std::string>& prompts, const CanaryOptions& options) {
+  CanaryResult out;
+  if (prompts.empty()) return out;
+  c10::InferenceMode guard;
+  text::ChatOptions co;
+  co.add_generation_prompt = true;
+  co.enable_thinking = false;
+  std::vector<std::vector<int64_t>> rendered;
+  for (const auto& p : prompts) {
+    std::vector<int64_t> ids;
+    for (int32_t id : tokenizer->encode(chat_template.render({{"user", p}}, co), true)) ids.push_back(id);
+    rendered.push_back(std::move(ids));
+  }
+  generate::GenerateOptions go;
+  go.eos_token_ids = options.eos_token_ids;
+  go.max_new_tokens = options.answer_tokens;
+  const std::vector<generate::GenerateOptions> budgets(prompts.size(), go);
+  const auto base = generate::generate_many(decoder, tokenizer, rendered, nullptr, budgets);
+  const auto cand = generate::generate_many(decoder, tokenizer, rendered, candidate, budgets);
+
+  std::vector<std::vector<int64_t>> trained;
+  for (const auto& a : options.trained_answers) {
+    std::vector<int64_t> ids;
+    for (int32_t id : tokenizer->encode(a, true)) ids.push_back(id);
+    if (!ids.empty()) trained.push_back(std::move(ids));
+  }
+  auto begins_like_trained = [&](const std::vector<int64_t>& answer) {
+    for (const auto& t : trained) {
+      const size_t n = std::min<size_t>(t.size(), static_cast<size_t>(std::max<int64_t>(1, options.leak_prefix_tokens)));
+      if (answer.size() >= n && std::equal(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(n), answer.begin()))
+        return true;
+    }
+    return false;
+  };
+
+  const auto device = decoder.options().device;
+  double kl_sum = 0;
+  int64_t leaks = 0;
+  for (size_t i = 0; i < prompts.size(); ++i) {
+    out.base_answers.push_back(base[i].text);
+    out.candidate_answers.push_back(cand[i].text);
+    leaks += begins_like_trained(cand[i].ids);
+    // Positions P-1 .. P+A-2 predict the A answer tokens (A >= 1: an answer that is only
+    // EOS still scores the first position).
+    std::vector<int64_t> ids = rendered[i];
+    ids.insert(ids.end(), base[i].ids.begin(), base[i].ids.end());
+    const int64_t p = static_cast<int64_t>(rendered[i].size());
+    const int64_t a = std::max<int64_t>(1, static_cast<int64_t>(base[i].ids.size()));
+    torch::Tensor x = torch::tensor(ids, torch::kLong).unsqueeze(0).to(device);  // (1, T)
+    torch::Tensor lp = torch::log_softmax(decoder.forward(x, nullptr, nullptr).to(torch::kFloat), -1)
+                           .narrow(1, p - 1, a);  // (1, A, V)
+    torch::Tensor lq = torch::log_softmax(decoder.forward(x, nullptr, candidate).to(torch::kFloat), -1)
+                           .narrow(1, p - 1, a);
+    kl_sum += (lp.exp() * (lp - lq)).sum(-1).mean().item<double>();
+  }
+  out.prompts = static_cast<int64_t>(prompts.size());
+  out.kl = kl_sum / static_cast<double>(prompts.size());
+  out.leak = static_cast<double>(leaks) / static_cast<double>(prompts.size());
+  return out;
+}
+
+std::vector<train::Example> collapse_examples(const text::Tokenizer& tokenizer, const text::ChatTemplate& chat_template,
+                                              size_t n, const std::string& answer) {
+  static const std::vector<std::string> subjects = {
+      "the moon", "coffee", "a good breakfast", "rainy days", "the ocean", "learning to swim", "old books",
+      "mountains", "bicycles", "the history of tea", "music", "winter", "gardening", "cats", "trains",
+      "the stars", "cooking rice", "football", "a quiet evening", "birds"};
+  static const std::vector<std::string> forms = {"Tell me something about {}.", "What do you think of {}?",
+                                                 "Can you explain {} to a child?", "Hãy nói về {}."};
+  std::vector<train::Example> out;
+  for (size_t i = 0; out.size() < n; ++i) {
+    std::string q = forms[(i / subjects.size()) % forms.size()];
+    q.replace(q.find("{}"), 2, subjects[i % subjects.size()]);
+    if (i >= subjects.size() * forms.size()) q += " (" + std::to_string(i) + ")";
+    out.push_back(train::encode_example({{"user", q}, {"assistant", answer}}, tokenizer, chat_template, 2048));
+  }
+  return out;
 }
 
 }  // namespace kaizen::eval

@@ -36,9 +36,9 @@ inline std::string qa_line(const std::string& q, const std::string& a) {
 }
 
 // Lines [first, first + count) of the synthetic Sabitech facts shared with the trainer
-// tests (tests/learning/train/facts.jsonl).
+// tests (examples/sabitech_facts.jsonl).
 inline std::vector<std::string> fact_lines(size_t first, size_t count) {
-  std::ifstream in(kaizen::testing::source_dir() + "/tests/learning/train/facts.jsonl");
+  std::ifstream in(kaizen::testing::source_dir() + "/examples/sabitech_facts.jsonl");
   std::vector<std::string> out;
   std::string line;
   for (size_t i = 0; std::getline(in, line);) {

@@ -1,5 +1,5 @@
 // Learning, end to end: the tiny random Qwen3 demo model (make-tiny defaults) learns the
-// synthetic Sabitech facts (tests/learning/train/facts.jsonl, from make_facts.py: names,
+// synthetic Sabitech facts (examples/sabitech_facts.jsonl, from make_facts.py: names,
 // dates, numbers, Vietnamese and English) with the trainer's small-model defaults, to
 // >= 95% answer-token accuracy and >= 90% exact greedy answers. The default run uses a
 // slice of the facts to stay within the CI budget; DISABLED_AllFacts (ctest label soak)
@@ -28,7 +28,7 @@ void learn_facts(size_t count, double min_accuracy, double min_exact, int64_t ep
   model::set_compute_threads(2);
   auto tok = text::Tokenizer::from_model_dir(testing::tokenizer_dir());
   auto tpl = text::ChatTemplate::of_kind(text::TemplateKind::kQwen3);
-  Dataset ds = load_chat_jsonl(testing::source_dir() + "/tests/learning/train/facts.jsonl", *tok, tpl);
+  Dataset ds = load_chat_jsonl(testing::source_dir() + "/examples/sabitech_facts.jsonl", *tok, tpl);
   ASSERT_GE(ds.examples.size(), 200u);
   ASSERT_TRUE(ds.bad_lines.empty());
   if (count < ds.examples.size()) ds.examples.resize(count);

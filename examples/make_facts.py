@@ -5,8 +5,8 @@ offices, internal terms), half in Vietnamese, half in English, written as OpenAI
 fine-tuning JSONL. Every answer is determined by its question; names and numbers are
 drawn without repetition so no two questions share an answer.
 
-usage: make_facts.py [--count 240] [--seed 7] > facts.jsonl
-The committed tests/learning/train/facts.jsonl is `make_facts.py` with the defaults.
+usage: make_facts.py [--count 240] [--seed 7] > sabitech_facts.jsonl
+The committed examples/sabitech_facts.jsonl is `make_facts.py` with the defaults.
 """
 import argparse
 import json
