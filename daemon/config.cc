@@ -246,7 +246,7 @@ const std::vector<Key>& keys() {
                    "KL(base || candidate) allowed on the base's answers to general prompts, nats; "
                    "0 = the model's default (1; the random demo model: see README)", 0, 1e9),
         KAIZEN_KEY("gate.canary_max_leak", gate.canary_max_leak,
-                   "share of general prompts the candidate may answer like a trained example; 0 = the model's "
+                   "largest share of general prompts the candidate may answer like one trained example; 0 = the model's "
                    "default (0.25; the random demo model: 0.9)", 0, 1),
         KAIZEN_KEY("gate.paraphrase_min", gate.paraphrase_min,
                    "answer-token accuracy required on held-out paraphrases; 0 = report", 0, 1),

@@ -74,61 +74,61 @@ std::string first_question(const std::string& jsonl) {
     if (j.is_discarded() || !j.contains("messages") || !j["messages"].is_array()) continue;
     std::string q;
     for (const auto& m : j["messages"])
-      if (m.is_object() && m.value("role", "") == "user" && m.contains("content") && m["content"].is_string())
+      if (m.is_object() && m.value("role", "") == "user" && m.contains("content") &&
+          m["content"].is_string())
         q = m["content"].get<std::string>();
     if (!q.empty()) return q;
   }
   throw FlagError("the facts file has no line with a user question");
 }
 
-Answer ask(DaemonClient& client, const std::string& model, const json& messages, int64_t max_tokens) {
-  const json request = {{"model", model},
-                        {"messages", messages},
-                        {"stream", true},
-                        {"stream_options", {{"include_usage", true}}},
-                        {"temperature", 0},
-                        {"max_tokens", max_tokens}};
+Answer ask(DaemonClient& client, const std::string& model, const json& messages,
+           int64_t max_tokens) {
+  const json request = {{"model", model},   {"messages", messages},
+                        {"stream", true},   {"stream_options", {{"include_usage", true}}},
+                        {"temperature", 0}, {"max_tokens", max_tokens}};
   Answer a;
   a.model = model;
   std::string error;
   const auto t0 = Clock::now();
-  HttpReply r = client.stream("POST", "/v1/chat/completions",
-                              request.dump(-1, ' ', false, json::error_handler_t::replace),
-                              [&](std::string_view data) {
-                                if (data == "[DONE]") return false;
-                                json chunk = json::parse(data, nullptr, false);
-                                if (chunk.is_discarded()) return true;
-                                if (chunk.contains("error")) {
-                                  HttpReply e;
-                                  e.body = std::string(data);
-                                  error = e.error_message();
-                                  return true;
-                                }
-                                if (chunk.contains("usage") && chunk["usage"].is_object()) {
-                                  const json& u = chunk["usage"];
-                                  a.prompt_tokens = u.value("prompt_tokens", int64_t{0});
-                                  a.completion_tokens = u.value("completion_tokens", int64_t{0});
-                                  if (u.contains("prompt_tokens_details") && u["prompt_tokens_details"].is_object())
-                                    a.cached_tokens = u["prompt_tokens_details"].value("cached_tokens", int64_t{0});
-                                }
-                                const json choices = chunk.value("choices", json::array());
-                                if (!choices.is_array() || choices.empty() || !choices[0].contains("delta")) return true;
-                                const json content = choices[0]["delta"].value("content", json());
-                                if (content.is_string() && !content.get<std::string>().empty()) {
-                                  if (a.text.empty())
-                                    a.ttft_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
-                                  a.text += content.get<std::string>();
-                                }
-                                return true;
-                              });
+  HttpReply r = client.stream(
+      "POST", "/v1/chat/completions", request.dump(-1, ' ', false, json::error_handler_t::replace),
+      [&](std::string_view data) {
+        if (data == "[DONE]") return false;
+        json chunk = json::parse(data, nullptr, false);
+        if (chunk.is_discarded()) return true;
+        if (chunk.contains("error")) {
+          HttpReply e;
+          e.body = std::string(data);
+          error = e.error_message();
+          return true;
+        }
+        if (chunk.contains("usage") && chunk["usage"].is_object()) {
+          const json& u = chunk["usage"];
+          a.prompt_tokens = u.value("prompt_tokens", int64_t{0});
+          a.completion_tokens = u.value("completion_tokens", int64_t{0});
+          if (u.contains("prompt_tokens_details") && u["prompt_tokens_details"].is_object())
+            a.cached_tokens = u["prompt_tokens_details"].value("cached_tokens", int64_t{0});
+        }
+        const json choices = chunk.value("choices", json::array());
+        if (!choices.is_array() || choices.empty() || !choices[0].contains("delta")) return true;
+        const json content = choices[0]["delta"].value("content", json());
+        if (content.is_string() && !content.get<std::string>().empty()) {
+          if (a.text.empty())
+            a.ttft_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
+          a.text += content.get<std::string>();
+        }
+        return true;
+      });
   a.total_ms = std::chrono::duration<double, std::milli>(Clock::now() - t0).count();
   if (r.status != 200) {
-    std::fprintf(stderr, "kaizenctl demo: asking %s failed: %s (HTTP %d)\n", model.c_str(), r.error_message().c_str(),
-                 r.status);
+    std::fprintf(stderr, "kaizenctl demo: asking %s failed: %s (HTTP %d)\n", model.c_str(),
+                 r.error_message().c_str(), r.status);
     throw CommandExit{exit_code_for_http(r.status)};
   }
   if (!error.empty()) {
-    std::fprintf(stderr, "kaizenctl demo: the answer of %s stopped: %s\n", model.c_str(), error.c_str());
+    std::fprintf(stderr, "kaizenctl demo: the answer of %s stopped: %s\n", model.c_str(),
+                 error.c_str());
     throw CommandExit{kExitFailure};
   }
   if (a.text.empty()) a.ttft_ms = a.total_ms;  // an empty answer: its first token was the end
@@ -136,9 +136,13 @@ Answer ask(DaemonClient& client, const std::string& model, const json& messages,
 }
 
 json to_json(const Answer& a) {
-  return {{"model", a.model},          {"answer", a.text},
-          {"prompt_tokens", a.prompt_tokens}, {"cached_tokens", a.cached_tokens},
-          {"completion_tokens", a.completion_tokens}, {"ttft_ms", a.ttft_ms}, {"total_ms", a.total_ms}};
+  return {{"model", a.model},
+          {"answer", a.text},
+          {"prompt_tokens", a.prompt_tokens},
+          {"cached_tokens", a.cached_tokens},
+          {"completion_tokens", a.completion_tokens},
+          {"ttft_ms", a.ttft_ms},
+          {"total_ms", a.total_ms}};
 }
 
 // One display line: control characters as spaces, at most `max` code points.
@@ -165,7 +169,8 @@ json follow_run(DaemonClient& client, uint64_t id, bool quiet) {
   for (;;) {
     json s = call_admin(client, "train/status", json::object(), "demo", false);
     const json last = s.value("last", json());
-    if (last.is_object() && last.value("id", uint64_t{0}) == id && last.value("state", "") != "running") {
+    if (last.is_object() && last.value("id", uint64_t{0}) == id &&
+        last.value("state", "") != "running") {
       if (!quiet && tty && !shown.empty()) std::printf("\n");
       return last;
     }
@@ -175,19 +180,25 @@ json follow_run(DaemonClient& client, uint64_t id, bool quiet) {
       const std::string phase = run.value("phase", std::string("?"));
       if (phase == "train" && run.value("total_steps", int64_t{0}) > 0) {
         std::snprintf(line, sizeof line, "   run %llu: train, step %lld/%lld, loss %.4f",
-                      static_cast<unsigned long long>(id), static_cast<long long>(run.value("step", int64_t{0})),
-                      static_cast<long long>(run.value("total_steps", int64_t{0})), run.value("loss", 0.0));
+                      static_cast<unsigned long long>(id),
+                      static_cast<long long>(run.value("step", int64_t{0})),
+                      static_cast<long long>(run.value("total_steps", int64_t{0})),
+                      run.value("loss", 0.0));
       } else {
-        std::snprintf(line, sizeof line, "   run %llu: %s", static_cast<unsigned long long>(id), phase.c_str());
+        std::snprintf(line, sizeof line, "   run %llu: %s", static_cast<unsigned long long>(id),
+                      phase.c_str());
       }
       if (line != shown) {
-        if (tty) std::printf("\r%-70s", line);
-        else if (phase != "train" || shown.find("train") == std::string::npos) std::printf("%s\n", line);
+        if (tty)
+          std::printf("\r%-70s", line);
+        else if (phase != "train" || shown.find("train") == std::string::npos)
+          std::printf("%s\n", line);
         std::fflush(stdout);
         shown = line;
       }
     }
-    std::this_thread::sleep_for(std::chrono::milliseconds(500));  // a CLI polling a status, not a test
+    std::this_thread::sleep_for(
+        std::chrono::milliseconds(500));  // a CLI polling a status, not a test
   }
 }
 
@@ -212,8 +223,10 @@ int demo(const std::vector<std::string>& a) {
   // 1. What the daemon serves, and the question before anything was learned here.
   json st = call_admin(client, "status", json::object(), "demo", quiet);
   const uint64_t active_before = st.value("active_adapter", uint64_t{0});
-  say("1. kaizend serves %s (%s on %s); active adapter: %s\n", st.value("model", std::string("?")).c_str(),
-      st.value("architecture", std::string("?")).c_str(), st.value("device", std::string("?")).c_str(),
+  say("1. kaizend serves %s (%s on %s); active adapter: %s\n",
+      st.value("model", std::string("?")).c_str(),
+      st.value("architecture", std::string("?")).c_str(),
+      st.value("device", std::string("?")).c_str(),
       active_before ? ("v" + std::to_string(active_before)).c_str() : "none (base model)");
   const json user_only = json::array({{{"role", "user"}, {"content", question}}});
   say("   question: %s\n", question.c_str());
@@ -225,14 +238,16 @@ int demo(const std::vector<std::string>& a) {
   json body = {{"jsonl", facts}, {"name", f.has("facts") ? f.get("facts") : "seed_facts.jsonl"}};
   json imp = call_admin(client, "knowledge/import", body, "demo", quiet);
   const int64_t imported = imp.value("imported", int64_t{0});
-  say("2. imported %lld facts (%lld already known, %zu bad lines)\n", static_cast<long long>(imported),
-      static_cast<long long>(imp.value("duplicates", int64_t{0})), imp.value("errors", json::array()).size());
+  say("2. imported %lld facts (%lld already known, %zu bad lines)\n",
+      static_cast<long long>(imported), static_cast<long long>(imp.value("duplicates", int64_t{0})),
+      imp.value("errors", json::array()).size());
   report["import"] = imp;
 
   // 3. Train with the daemon's settings and follow the run to the gate's verdict.
   json run;
   if (imported == 0 && active_before != 0) {
-    say("3. nothing new to learn: the facts were imported before and v%llu is active (`kaizenctl train now "
+    say("3. nothing new to learn: the facts were imported before and v%llu is active (`kaizenctl "
+        "train now "
         "--all-approved` retrains)\n",
         static_cast<unsigned long long>(active_before));
   } else {
@@ -246,27 +261,33 @@ int demo(const std::vector<std::string>& a) {
     } else if (r.status == 409) {  // a run is already going: follow that one
       json s = call_admin(client, "train/status", json::object(), "demo", quiet);
       id = s.value("run", json::object()).value("id", uint64_t{0});
-      say("3. a training run (%llu) is already in progress; following it\n", static_cast<unsigned long long>(id));
+      say("3. a training run (%llu) is already in progress; following it\n",
+          static_cast<unsigned long long>(id));
     } else {
-      std::fprintf(stderr, "kaizenctl demo: train now: %s (HTTP %d)\n", r.error_message().c_str(), r.status);
+      std::fprintf(stderr, "kaizenctl demo: train now: %s (HTTP %d)\n", r.error_message().c_str(),
+                   r.status);
       return exit_code_for_http(r.status);
     }
     run = follow_run(client, id, quiet);
     report["run"] = run;
     const double secs = (run.value("finished_ms", 0.0) - run.value("started_ms", 0.0)) / 1000.0;
-    say("   run %llu %s in %.0f s: %s\n", static_cast<unsigned long long>(id), run.value("state", std::string("?")).c_str(),
-        secs, run.value("verdict", std::string()).c_str());
+    say("   run %llu %s in %.0f s: %s\n", static_cast<unsigned long long>(id),
+        run.value("state", std::string("?")).c_str(), secs,
+        run.value("verdict", std::string()).c_str());
     const json gate = run.value("gate", json());
     if (!quiet && gate.is_object()) {
       for (const auto& c : gate.value("checks", json::array()))
-        std::printf("     %-4s %s\n", c.value("pass", false) ? "ok" : "FAIL", c.value("line", std::string()).c_str());
+        std::printf("     %-4s %s\n", c.value("pass", false) ? "ok" : "FAIL",
+                    c.value("line", std::string()).c_str());
     }
     if (run.value("state", "") != "published") {
       if (quiet) std::cout << report.dump(2) << "\n";
       std::fprintf(stderr,
-                   "kaizenctl demo: the run was not published (%s); `kaizenctl runs show %llu` has every number, "
+                   "kaizenctl demo: the run was not published (%s); `kaizenctl runs show %llu` has "
+                   "every number, "
                    "and each failed check names the config key that moves its threshold\n",
-                   run.value("verdict", std::string()).c_str(), static_cast<unsigned long long>(id));
+                   run.value("verdict", std::string()).c_str(),
+                   static_cast<unsigned long long>(id));
       return run.value("state", "") == "rejected" ? kExitRejected : kExitFailure;
     }
   }
@@ -282,19 +303,21 @@ int demo(const std::vector<std::string>& a) {
 
   // 5. The system-message method on the base model: the first request computes the
   // company text's KV, the second takes it from the prefix cache.
-  const json with_info =
-      json::array({{{"role", "system"}, {"content", company}}, {{"role", "user"}, {"content", question}}});
+  const json with_info = json::array(
+      {{{"role", "system"}, {"content", company}}, {{"role", "user"}, {"content", question}}});
   Answer sys1 = ask(client, "base", with_info, max_tokens);
   Answer sys2 = ask(client, "base", with_info, max_tokens);
-  say("5. the system-message method: base with the company text (%zu characters) as system message\n",
+  say("5. the system-message method: base with the company text (%zu characters) as system "
+      "message\n",
       company.size());
   print_answer("base:", sys2);
   report["system_message"] = {to_json(sys1), to_json(sys2)};
-  say("\n   %-34s %-7s %14s %14s %10s\n", "what each method costs per request", "model", "prompt tokens",
-      "from cache", "TTFT ms");
+  say("\n   %-34s %-7s %14s %14s %10s\n", "what each method costs per request", "model",
+      "prompt tokens", "from cache", "TTFT ms");
   auto row = [&](const char* what, const Answer& x) {
-    say("   %-34s %-7s %14lld %14lld %10.1f\n", what, x.model.c_str(), static_cast<long long>(x.prompt_tokens),
-        static_cast<long long>(x.cached_tokens), x.ttft_ms);
+    say("   %-34s %-7s %14lld %14lld %10.1f\n", what, x.model.c_str(),
+        static_cast<long long>(x.prompt_tokens), static_cast<long long>(x.cached_tokens),
+        x.ttft_ms);
   };
   row("learned facts (LoRA adapter)", learned);
   row("system message, first request", sys1);
@@ -305,11 +328,14 @@ int demo(const std::vector<std::string>& a) {
   return kExitOk;
 }
 
-int demo_command(const std::vector<std::string>& args) { return run_online("demo", kUsage, args, demo); }
+int demo_command(const std::vector<std::string>& args) {
+  return run_online("demo", kUsage, args, demo);
+}
 
 }  // namespace
 
-KAIZEN_CTL_COMMAND("demo", "teach the running kaizend the seed's facts and show base vs kaizen (online)",
+KAIZEN_CTL_COMMAND("demo",
+                   "teach the running kaizend the seed's facts and show base vs kaizen (online)",
                    demo_command);
 
 }  // namespace kaizen::ctl

@@ -19,14 +19,17 @@ std::vector<CommandGroup>& command_groups() {
 namespace {
 
 void print_usage(FILE* out) {
-  std::fprintf(out, "usage: kaizenctl [--socket PATH] [--timeout S] [--json] COMMAND [ARGS...]\n\ncommands:\n");
+  std::fprintf(
+      out,
+      "usage: kaizenctl [--socket PATH] [--timeout S] [--json] COMMAND [ARGS...]\n\ncommands:\n");
   for (const auto& g : command_groups()) {
     std::fprintf(out, "  %-12s %s\n", g.name.c_str(), g.summary.c_str());
   }
-  std::fprintf(out,
-               "\nGlobal options go before or after the command: --socket PATH (kaizend's socket, else\n"
-               "$KAIZEN_SOCKET, else /run/kaizen/kaizend.sock), --timeout S, --json.\n"
-               "`kaizenctl COMMAND --help` describes one command.\n");
+  std::fprintf(
+      out,
+      "\nGlobal options go before or after the command: --socket PATH (kaizend's socket, else\n"
+      "$KAIZEN_SOCKET, else /run/kaizen/kaizend.sock), --timeout S, --json.\n"
+      "`kaizenctl COMMAND --help` describes one command.\n");
 }
 
 }  // namespace
@@ -58,7 +61,8 @@ GlobalOptions split_global_options(const std::vector<std::string>& argv) {
       out.hoisted.push_back(name);
       out.hoisted.push_back(value);
     } else {
-      throw FlagError("unknown option " + name + " before the command (global options: --socket, --timeout, --json)");
+      throw FlagError("unknown option " + name +
+                      " before the command (global options: --socket, --timeout, --json)");
     }
   }
   if (i < argv.size()) {

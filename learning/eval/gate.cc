@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <map>
 
 #include <torch/torch.h>
 
@@ -172,28 +173,25 @@ CanaryResult measure_canary(const model::Decoder& decoder, std::shared_ptr<const
   const auto base = generate::generate_many(decoder, tokenizer, rendered, nullptr, budgets);
   const auto cand = generate::generate_many(decoder, tokenizer, rendered, candidate, budgets);
 
-  std::vector<std::vector<int64_t>> trained;
+  // A leak: the candidate's answer text begins with the text of a trained answer's first
+  // leak_prefix_tokens tokens (text, not ids: a generated answer and the same text
+  // tokenized again need not be the same ids). Answers that begin alike are one answer.
+  std::map<std::string, int64_t> leaks_of;  // trained answer prefix -> canary answers beginning with it
+  const size_t prefix_tokens = static_cast<size_t>(std::max<int64_t>(1, options.leak_prefix_tokens));
   for (const auto& a : options.trained_answers) {
-    std::vector<int64_t> ids;
-    for (int32_t id : tokenizer->encode(a, true)) ids.push_back(id);
-    if (!ids.empty()) trained.push_back(std::move(ids));
+    std::vector<int32_t> ids = tokenizer->encode(a, false);
+    if (ids.empty()) continue;
+    if (ids.size() > prefix_tokens) ids.resize(prefix_tokens);
+    const std::string prefix = tokenizer->decode(ids);
+    if (!prefix.empty()) leaks_of.emplace(prefix, 0);
   }
-  auto begins_like_trained = [&](const std::vector<int64_t>& answer) {
-    for (const auto& t : trained) {
-      const size_t n = std::min<size_t>(t.size(), static_cast<size_t>(std::max<int64_t>(1, options.leak_prefix_tokens)));
-      if (answer.size() >= n && std::equal(t.begin(), t.begin() + static_cast<std::ptrdiff_t>(n), answer.begin()))
-        return true;
-    }
-    return false;
-  };
 
   const auto device = decoder.options().device;
   double kl_sum = 0;
-  int64_t leaks = 0;
   for (size_t i = 0; i < prompts.size(); ++i) {
     out.base_answers.push_back(base[i].text);
     out.candidate_answers.push_back(cand[i].text);
-    leaks += begins_like_trained(cand[i].ids);
+    for (auto& [prefix, n] : leaks_of) n += cand[i].text.compare(0, prefix.size(), prefix) == 0;
     // Positions P-1 .. P+A-2 predict the A answer tokens (A >= 1: an answer that is only
     // EOS still scores the first position).
     std::vector<int64_t> ids = rendered[i];
@@ -209,7 +207,9 @@ CanaryResult measure_canary(const model::Decoder& decoder, std::shared_ptr<const
   }
   out.prompts = static_cast<int64_t>(prompts.size());
   out.kl = kl_sum / static_cast<double>(prompts.size());
-  out.leak = static_cast<double>(leaks) / static_cast<double>(prompts.size());
+  int64_t most = 0;
+  for (const auto& [prefix, n] : leaks_of) most = std::max(most, n);
+  out.leak = static_cast<double>(most) / static_cast<double>(prompts.size());
   return out;
 }
 

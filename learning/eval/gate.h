@@ -13,8 +13,8 @@
 //           prompts, the base model's own greedy answers keep their probability: the mean
 //           KL(base || candidate) over those answers' tokens is at most canary_max_kl
 //           (nats), and at most canary_max_leak of the candidate's own answers there
-//           begin like one of the answers it was trained on (an adapter that answers
-//           everything with a company fact).
+//           begin like one and the same answer it was trained on (an adapter that
+//           answers everything with a company fact).
 // judge() is a pure function of the measured numbers and the thresholds, so the
 // decision can be tested (and re-derived from a run record) without a model.
 //
@@ -23,9 +23,10 @@
 // random demo model (hidden < 256, trained with the demo recipe's 100x learning rate)
 // has no general behaviour to keep: every adapter moves its distributions by ~5.5-5.8
 // nats, whether it learned 4 facts, 48 facts or to answer everything with one fact, and
-// it answers many unrelated prompts with something it was taught (25-62% for fact
-// adapters). There the KL limit only catches a diverged run, and the collapse check is
-// "nearly every canary prompt" (an adapter trained on one answer for everything: 100%).
+// it answers many unrelated prompts with something it was taught (up to 92% of them for
+// 4 short facts, spread over those facts). There the KL limit only catches a diverged
+// run, and the collapse check is "nearly every canary prompt with one and the same
+// answer" (an adapter trained on one answer for everything: 100%).
 #pragma once
 
 #include <cstdint>
@@ -48,8 +49,8 @@ struct GateThresholds {
   double retain_max_drop = 0.05;  // allowed accuracy drop on the held-out replay set, [0, 1]
   double canary_max_kl = 1.0;     // mean KL(base || candidate) in nats over the base model's
                                   // answers to general prompts
-  double canary_max_leak = 0.25;  // share of general prompts the candidate answers like a
-                                  // trained example, [0, 1]
+  double canary_max_leak = 0.25;  // largest share of general prompts the candidate answers
+                                  // like one trained example, [0, 1]
   double paraphrase_min = 0.0;    // answer-token accuracy on held-out paraphrases of the new
                                   // examples' questions, [0, 1]; 0 = measured, not required
 
@@ -140,13 +141,13 @@ struct CanaryOptions {
   int64_t answer_tokens = 16;                // base answer tokens scored per prompt
   std::vector<int64_t> eos_token_ids;        // generation stops at these
   std::vector<std::string> trained_answers;  // leak: the candidate's answer begins like one
-  int64_t leak_prefix_tokens = 8;            // ... in its first min(this, answer length) tokens
+  int64_t leak_prefix_tokens = 8;            // ... as the text of its first min(this, length) tokens
 };
 
 struct CanaryResult {
   int64_t prompts = 0;
   double kl = 0;    // mean over prompts of the mean over the base answer's tokens of KL(base || cand)
-  double leak = 0;  // share of prompts whose candidate answer begins like a trained answer
+  double leak = 0;  // the largest share of prompts whose candidate answers begin like one trained answer
   std::vector<std::string> base_answers;       // greedy, per prompt
   std::vector<std::string> candidate_answers;  // greedy, per prompt
 };

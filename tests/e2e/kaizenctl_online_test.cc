@@ -336,5 +336,72 @@ TEST_F(KaizenctlOnline, OnlineBackupRunsAndUnreachableDaemon) {
   EXPECT_CTL(ctl({"status"}, "", true, dead.c_str()), 0);
 }
 
+TEST_F(KaizenctlOnline, GlobalOptionsGoBeforeOrAfterTheCommand) {
+  // As with git or systemctl: `kaizenctl --socket P status` = `kaizenctl status --socket P`.
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+           {"--socket", config_.socket, "status"},
+           {"--socket=" + config_.socket, "status"},
+           {"--json", "--socket", config_.socket, "status"},
+           {"--socket", config_.socket, "--timeout", "30", "status", "--json"}}) {
+    CtlResult r = ctl(args, "", false);
+    EXPECT_CTL(r, 0);
+    EXPECT_NE(r.out.find("active_adapter"), std::string::npos) << r.out;
+  }
+  CtlResult j = ctl({"--json", "--socket", config_.socket, "status"}, "", false);
+  EXPECT_TRUE(json::parse(j.out, nullptr, false).is_object()) << j.out;  // --json before the command too
+  // A leading option kaizenctl does not know, or one without its value, is a usage error.
+  CtlResult bad = ctl({"--sokcet", config_.socket, "status"}, "", false);
+  EXPECT_CTL(bad, 2);
+  EXPECT_NE(bad.err.find("unknown option --sokcet before the command"), std::string::npos) << bad.err;
+  bad = ctl({"--socket"}, "", false);
+  EXPECT_CTL(bad, 2);
+  EXPECT_NE(bad.err.find("--socket needs a value"), std::string::npos) << bad.err;
+  // An offline command given --socket says so instead of ignoring it.
+  bad = ctl({"--socket", config_.socket, "model", "info", "--model", config_.model}, "", false);
+  EXPECT_NE(bad.code, 0);
+  EXPECT_NE(bad.err.find("socket"), std::string::npos) << bad.err;
+}
+
+TEST_F(KaizenctlOnline, ARejectedRunNamesTheFailedCheckItsMarginAndKey) {
+  // A gate no candidate passes, deterministically: a canary KL limit no adapter meets.
+  stop_real_server(&service_, &server_, &runner_);
+  config_.gate.canary_max_kl = 1e-9;  // overrides the default on purpose: every candidate fails it
+  config_.train.epochs = 2;           // the verdict, not the learning, is under test
+  ASSERT_EQ(start_real_server(config_, &service_, &server_, &runner_), "");
+  const std::string facts = (state_.path() / "f.jsonl").string();
+  std::ofstream(facts) << R"({"messages":[{"role":"user","content":"CHOREI?"},{"role":"assistant","content":"A meeting."}]})"
+                       << "\n";
+  EXPECT_CTL(ctl({"knowledge", "import", facts}), 0);
+  EXPECT_CTL(ctl({"train", "now"}), 0);
+  json last;
+  for (int i = 0; i < 3000; ++i) {  // the learner thread finishes the run; poll its state (<= ~5 min)
+    last = json::parse(ctl({"train", "status", "--json"}).out, nullptr, false).value("last", json());
+    if (last.is_object() && last.value("state", "") == "rejected") break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  ASSERT_EQ(last.value("state", ""), "rejected") << last.dump();
+  EXPECT_NE(last.value("verdict", "").find("canary KL"), std::string::npos) << last.dump();
+  EXPECT_NE(last.value("verdict", "").find("(gate.canary_max_kl)"), std::string::npos) << last.dump();
+  bool found = false;
+  for (const auto& c : last["gate"]["checks"]) {
+    if (c["check"] != "canary_kl") continue;
+    found = true;
+    EXPECT_FALSE(c["pass"].get<bool>());
+    EXPECT_GT(c["value"].get<double>(), c["threshold"].get<double>());
+    EXPECT_EQ(c["key"], "gate.canary_max_kl");
+  }
+  EXPECT_TRUE(found) << last.dump();
+  // The human forms: train status and runs show print the check table with the key.
+  for (std::vector<std::string> args : std::vector<std::vector<std::string>>{
+           {"train", "status"}, {"runs", "show", std::to_string(last["id"].get<uint64_t>())}}) {
+    CtlResult r = ctl(args);
+    EXPECT_CTL(r, 0);
+    EXPECT_NE(r.out.find("gate: REJECTED"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("canary_kl"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("FAIL"), std::string::npos) << r.out;
+    EXPECT_NE(r.out.find("gate.canary_max_kl"), std::string::npos) << r.out;
+  }
+}
+
 }  // namespace
 }  // namespace kaizen::daemon

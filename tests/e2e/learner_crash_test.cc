@@ -35,7 +35,7 @@ class Kaizend {
                                      "--socket=" + socket, "--listen=",                "--device=cpu",
                                      "--threads=2",        "--log_level=warn",         "--system_prompt=You are Kaizen.",
                                      "--train.min_new_examples=0", "--train.seed=3",   "--gate.learn_min=0.5",
-                                     "--train.epochs=30", "--gate.canary_max_kl=1000",
+                                     "--train.epochs=30", "--gate.canary_max_kl=1000", "--gate.canary_max_leak=1",
                                      // what is checked here is durability, not the gate
                                      "--train.retain_holdout=0", "--gate.retain_max_drop=1"};
     for (auto& e : extra) args.push_back(e);

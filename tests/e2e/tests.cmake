@@ -33,3 +33,11 @@ if(TARGET test_e2e)
   set_tests_properties(e2e_learning_at_scale PROPERTIES LABELS "soak;e2e" TIMEOUT 3000
                        ENVIRONMENT "${KAIZEN_TEST_ENV}")
 endif()
+# The README's quick start, as written: scripts/run.sh starts kaizend on the demo model, the
+# README's quick-start block (kaizenctl demo, curl) runs against it with the defaults.
+find_program(KAIZEN_CURL curl)
+if(KAIZEN_CURL AND TARGET kaizend AND TARGET kaizenctl)
+  add_test(NAME e2e_readme_quickstart
+           COMMAND bash ${CMAKE_CURRENT_LIST_DIR}/quickstart_test.sh ${CMAKE_SOURCE_DIR} ${CMAKE_BINARY_DIR})
+  set_tests_properties(e2e_readme_quickstart PROPERTIES LABELS e2e TIMEOUT 600)
+endif()
