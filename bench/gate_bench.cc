@@ -72,15 +72,10 @@ int main(int argc, char** argv) {
               "train_s", "kl_prompt", "kl_answer", "leak", "verdict (default thresholds)");
   for (const std::string& which : {std::string("demo"), std::string("wide")}) {
     if (models.find(which) == std::string::npos) continue;
-    model::TinyModelSpec spec;  // demo: the make-tiny model
-    if (which == "wide") {      // a larger random model: takes the real-checkpoint recipe and gate
-      spec.hidden_size = 256;
-      spec.intermediate_size = 512;
-      spec.num_layers = 4;
-      spec.num_heads = 4;
-      spec.num_kv_heads = 2;
-      spec.head_dim = 64;
-    }
+    // demo: the make-tiny model; wide: a larger random model that takes the real-checkpoint
+    // recipe and gate.
+    const model::TinyModelSpec spec =
+        which == "wide" ? model::wide_random_spec() : model::TinyModelSpec{};
     std::shared_ptr<const model::Decoder> d = model::make_random_decoder(spec);
     const eval::GateThresholds th = eval::GateThresholds::for_model(d->config());
     struct Case {
@@ -107,9 +102,7 @@ int main(int argc, char** argv) {
       eval::GateMetrics m;
       m.learn_n = static_cast<int64_t>(c.data->size());
       m.learn_acc = acc;
-      m.canary_n = cr.prompts;
-      m.canary_kl = cr.kl;
-      m.canary_leak = cr.leak;
+      m.set_canary(cr);
       const eval::GateVerdict v = eval::judge(m, th);
       std::printf("%-6s %-9s %5zu %6.1f%% %9.1f | %9.3f %9.3f %5.0f%% | %s\n", which.c_str(),
                   c.name, c.data->size(), 100 * acc, r.seconds, kl_prompt, cr.kl, 100 * cr.leak,

@@ -65,22 +65,6 @@ json run_summary(const storage::Run& r) {
           {"finished_ms", r.finished_ms}};
 }
 
-// The verdict for the run record: {"pass", "checks": [{check, value, threshold, at_most,
-// pass, key, line}], "failures": [...]}.
-nlohmann::json gate_json(const eval::GateVerdict& v) {
-  nlohmann::json checks = nlohmann::json::array();
-  for (const auto& c : v.checks) {
-    checks.push_back({{"check", c.name},
-                      {"value", c.value},
-                      {"threshold", c.threshold},
-                      {"at_most", c.at_most},
-                      {"pass", c.pass},
-                      {"key", c.key},
-                      {"line", c.line}});
-  }
-  return {{"pass", v.pass}, {"checks", checks}, {"failures", v.failures}};
-}
-
 }  // namespace
 
 eval::GateThresholds gate_thresholds(const GateConfig& g, const model::ModelConfig& model) {
@@ -529,16 +513,14 @@ void Learner::execute(Plan plan) {
     canary.eos_token_ids = model_->eos_token_ids;
     for (const auto* set : {&fresh, &replay})
       for (const auto& e : *set) canary.trained_answers.push_back(e.answer);
-    const eval::CanaryResult cr =
-        eval::measure_canary(decoder, model_->tokenizer, *model_->chat_template, cand, options_.canary_prompts, canary);
-    m.canary_n = cr.prompts;
-    m.canary_kl = cr.kl;
-    m.canary_leak = cr.leak;
-    if (act) {
-      m.canary_kl_active =
-          eval::measure_canary(decoder, model_->tokenizer, *model_->chat_template, act, options_.canary_prompts, canary)
-              .kl;
+    // The base model's answers are the same for every run: computed at the first one.
+    if (!canary_reference_) {
+      canary_reference_ = eval::canary_reference(decoder, model_->tokenizer, *model_->chat_template,
+                                                 options_.canary_prompts, canary);
     }
+    const eval::CanaryResult cr = eval::measure_canary(decoder, model_->tokenizer, *canary_reference_, cand, canary);
+    m.set_canary(cr);
+    if (act) m.canary_kl_active = eval::measure_canary(decoder, model_->tokenizer, *canary_reference_, act, canary).kl;
     for (const auto& [k, v] : m.to_map()) run.metrics[k] = v;
     const eval::GateThresholds th = gate_thresholds(options_.gate, decoder.config());
     eval::GateVerdict verdict = eval::judge(m, th);
@@ -547,7 +529,7 @@ void Learner::execute(Plan plan) {
       verdict.failures.push_back("the active adapter changed during the run (v" + std::to_string(active.version) +
                                  " -> v" + std::to_string(registry_.active().version) + ")");
     }
-    run.gate = gate_json(verdict);
+    run.gate = eval::to_json(verdict);
     for (const auto& c : verdict.checks) {
       if (!c.pass) {
         learner_log()->warn("event=gate_check_failed run={} check={} value={:.4g} threshold={:.4g} key={}", run.id, c.name,

@@ -131,6 +131,9 @@ class Learner {
   AdapterRegistry& registry_;
   Engine& engine_;
   std::shared_ptr<const generate::ChatModel> model_;
+  // The canary's base answers (eval::canary_reference), made by the first run's
+  // validation and reused: the base model and the prompts never change. Learner thread only.
+  std::optional<eval::CanaryReference> canary_reference_;
 
   mutable std::mutex mu_;  // guards pending_, progress_, last_, stopping_, counters below
   std::condition_variable cv_;

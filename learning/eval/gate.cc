@@ -41,6 +41,12 @@ std::map<std::string, double> GateMetrics::to_map() const {
           {"paraphrase_exact", paraphrase_exact}};
 }
 
+void GateMetrics::set_canary(const CanaryResult& canary) {
+  canary_n = canary.prompts;
+  canary_kl = canary.kl;
+  canary_leak = canary.leak;
+}
+
 std::string GateVerdict::summary() const {
   if (pass) return "pass";
   std::string s;
@@ -99,6 +105,20 @@ GateVerdict judge(const GateMetrics& m, const GateThresholds& t, const GateKeys&
   return v;
 }
 
+nlohmann::json to_json(const GateVerdict& v) {
+  nlohmann::json checks = nlohmann::json::array();
+  for (const auto& c : v.checks) {
+    checks.push_back({{"check", c.name},
+                      {"value", c.value},
+                      {"threshold", c.threshold},
+                      {"at_most", c.at_most},
+                      {"pass", c.pass},
+                      {"key", c.key},
+                      {"line", c.line}});
+  }
+  return {{"pass", v.pass}, {"checks", checks}, {"failures", v.failures}};
+}
+
 const std::vector<std::string>& default_canary_prompts() {
   static const std::vector<std::string> prompts = {
       "What is the capital of France?",
@@ -151,27 +171,44 @@ double canary_kl(const model::Decoder& decoder, const text::Tokenizer& tokenizer
   return sum / static_cast<double>(prompts.size());
 }
 
-CanaryResult measure_canary(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
-                            const text::ChatTemplate& chat_template, const adapter::Adapter* candidate,
-                            const std::vector<std::string>& prompts, const CanaryOptions& options) {
-  CanaryResult out;
-  if (prompts.empty()) return out;
+CanaryReference canary_reference(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
+                                 const text::ChatTemplate& chat_template, const std::vector<std::string>& prompts,
+                                 const CanaryOptions& options) {
   c10::InferenceMode guard;
   text::ChatOptions co;
   co.add_generation_prompt = true;
   co.enable_thinking = false;
-  std::vector<std::vector<int64_t>> rendered;
+  CanaryReference ref;
+  ref.answer_tokens = options.answer_tokens;
+  if (prompts.empty()) return ref;
   for (const auto& p : prompts) {
     std::vector<int64_t> ids;
     for (int32_t id : tokenizer->encode(chat_template.render({{"user", p}}, co), true)) ids.push_back(id);
-    rendered.push_back(std::move(ids));
+    ref.prompt_ids.push_back(std::move(ids));
   }
   generate::GenerateOptions go;
   go.eos_token_ids = options.eos_token_ids;
   go.max_new_tokens = options.answer_tokens;
-  const std::vector<generate::GenerateOptions> budgets(prompts.size(), go);
-  const auto base = generate::generate_many(decoder, tokenizer, rendered, nullptr, budgets);
-  const auto cand = generate::generate_many(decoder, tokenizer, rendered, candidate, budgets);
+  for (auto& r : generate::generate_many(decoder, tokenizer, ref.prompt_ids, nullptr,
+                                         std::vector<generate::GenerateOptions>(prompts.size(), go))) {
+    ref.answer_ids.push_back(std::move(r.ids));
+    ref.answers.push_back(std::move(r.text));
+  }
+  return ref;
+}
+
+CanaryResult measure_canary(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
+                            const CanaryReference& reference, const adapter::Adapter* candidate,
+                            const CanaryOptions& options) {
+  CanaryResult out;
+  const size_t n = reference.prompt_ids.size();
+  if (n == 0) return out;
+  c10::InferenceMode guard;
+  generate::GenerateOptions go;
+  go.eos_token_ids = options.eos_token_ids;
+  go.max_new_tokens = reference.answer_tokens;
+  const auto cand = generate::generate_many(decoder, tokenizer, reference.prompt_ids, candidate,
+                                            std::vector<generate::GenerateOptions>(n, go));
 
   // A leak: the candidate's answer text begins with the text of a trained answer's first
   // leak_prefix_tokens tokens (text, not ids: a generated answer and the same text
@@ -188,16 +225,17 @@ CanaryResult measure_canary(const model::Decoder& decoder, std::shared_ptr<const
 
   const auto device = decoder.options().device;
   double kl_sum = 0;
-  for (size_t i = 0; i < prompts.size(); ++i) {
-    out.base_answers.push_back(base[i].text);
+  for (size_t i = 0; i < n; ++i) {
     out.candidate_answers.push_back(cand[i].text);
-    for (auto& [prefix, n] : leaks_of) n += cand[i].text.compare(0, prefix.size(), prefix) == 0;
+    for (auto& [prefix, count] : leaks_of) count += cand[i].text.compare(0, prefix.size(), prefix) == 0;
     // Positions P-1 .. P+A-2 predict the A answer tokens (A >= 1: an answer that is only
     // EOS still scores the first position).
-    std::vector<int64_t> ids = rendered[i];
-    ids.insert(ids.end(), base[i].ids.begin(), base[i].ids.end());
-    const int64_t p = static_cast<int64_t>(rendered[i].size());
-    const int64_t a = std::max<int64_t>(1, static_cast<int64_t>(base[i].ids.size()));
+    const auto& prompt = reference.prompt_ids[i];
+    const auto& answer = reference.answer_ids[i];
+    std::vector<int64_t> ids = prompt;
+    ids.insert(ids.end(), answer.begin(), answer.end());
+    const int64_t p = static_cast<int64_t>(prompt.size());
+    const int64_t a = std::max<int64_t>(1, static_cast<int64_t>(answer.size()));
     torch::Tensor x = torch::tensor(ids, torch::kLong).unsqueeze(0).to(device);  // (1, T)
     torch::Tensor lp = torch::log_softmax(decoder.forward(x, nullptr, nullptr).to(torch::kFloat), -1)
                            .narrow(1, p - 1, a);  // (1, A, V)
@@ -205,12 +243,20 @@ CanaryResult measure_canary(const model::Decoder& decoder, std::shared_ptr<const
                            .narrow(1, p - 1, a);
     kl_sum += (lp.exp() * (lp - lq)).sum(-1).mean().item<double>();
   }
-  out.prompts = static_cast<int64_t>(prompts.size());
-  out.kl = kl_sum / static_cast<double>(prompts.size());
+  out.base_answers = reference.answers;
+  out.prompts = static_cast<int64_t>(n);
+  out.kl = kl_sum / static_cast<double>(n);
   int64_t most = 0;
-  for (const auto& [prefix, n] : leaks_of) most = std::max(most, n);
-  out.leak = static_cast<double>(most) / static_cast<double>(prompts.size());
+  for (const auto& [prefix, count] : leaks_of) most = std::max(most, count);
+  out.leak = static_cast<double>(most) / static_cast<double>(n);
   return out;
+}
+
+CanaryResult measure_canary(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
+                            const text::ChatTemplate& chat_template, const adapter::Adapter* candidate,
+                            const std::vector<std::string>& prompts, const CanaryOptions& options) {
+  return measure_canary(decoder, tokenizer, canary_reference(decoder, tokenizer, chat_template, prompts, options),
+                        candidate, options);
 }
 
 std::vector<train::Example> collapse_examples(const text::Tokenizer& tokenizer, const text::ChatTemplate& chat_template,

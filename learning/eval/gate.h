@@ -35,6 +35,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "learning/adapter/adapter.h"
 #include "learning/model/decoder.h"
 #include "learning/text/chat_template.h"
@@ -73,6 +75,8 @@ struct GateKeys {
   std::string paraphrase_min = "gate.paraphrase_min";
 };
 
+struct CanaryResult;  // measure_canary's result, below
+
 // What the learner measured. Counts of 0 mean "not measured" (that check passes:
 // e.g. the first run has nothing to retain).
 struct GateMetrics {
@@ -95,6 +99,9 @@ struct GateMetrics {
   double paraphrase_acc = 0;      // candidate, teacher-forced answer-token accuracy there
   int64_t paraphrase_exact_n = 0; // paraphrases generated greedily
   double paraphrase_exact = 0;    // candidate exact-match rate there
+
+  // canary_n, canary_kl and canary_leak from measure_canary's result.
+  void set_canary(const CanaryResult& canary);
 
   double retain_drop() const { return retain_acc_active - retain_acc; }
   double retain_exact_drop() const { return retain_exact_active - retain_exact; }
@@ -124,6 +131,10 @@ struct GateVerdict {
 
 GateVerdict judge(const GateMetrics& metrics, const GateThresholds& thresholds, const GateKeys& keys = {});
 
+// The verdict as a run records it (storage::Run::gate): {"pass", "checks": [{check, value,
+// threshold, at_most, pass, key, line}], "failures": [...]}.
+nlohmann::json to_json(const GateVerdict& verdict);
+
 // A fixed set of general prompts (English and Vietnamese small talk, arithmetic,
 // instructions) that company facts should not change.
 const std::vector<std::string>& default_canary_prompts();
@@ -152,11 +163,28 @@ struct CanaryResult {
   std::vector<std::string> candidate_answers;  // greedy, per prompt
 };
 
-// The gate's canary: each prompt is rendered as a user turn with the generation prompt
-// (non-thinking, as served); the base model answers greedily (answer_tokens at most);
-// the candidate scores that answer teacher-forced, KL(base || candidate) at each of its
-// positions; the candidate also answers greedily, and its answer is compared with the
-// trained answers. Both models are the same Decoder (candidate = adapter). No gradients.
+// The base model's side of the canary: each prompt rendered as a user turn with the
+// generation prompt (non-thinking, as served) and the base model's greedy answer to it
+// (answer_tokens at most). It depends only on the (immutable) base model, the prompts and
+// the options, so a caller judging many candidates computes it once.
+struct CanaryReference {
+  std::vector<std::vector<int64_t>> prompt_ids;  // rendered prompts
+  std::vector<std::vector<int64_t>> answer_ids;  // the base model's greedy answers (EOS excluded)
+  std::vector<std::string> answers;              // their text
+  int64_t answer_tokens = 0;                     // the budget they were generated with
+};
+CanaryReference canary_reference(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
+                                 const text::ChatTemplate& chat_template, const std::vector<std::string>& prompts,
+                                 const CanaryOptions& options);
+
+// The gate's canary for one candidate (an adapter on the reference's base Decoder): it
+// scores the base answers teacher-forced, KL(base || candidate) at each of their
+// positions; it also answers each prompt greedily (the reference's budget), and those
+// answers are compared with options.trained_answers. No gradients.
+CanaryResult measure_canary(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
+                            const CanaryReference& reference, const adapter::Adapter* candidate,
+                            const CanaryOptions& options);
+// The same with a reference computed for this call.
 CanaryResult measure_canary(const model::Decoder& decoder, std::shared_ptr<const text::Tokenizer> tokenizer,
                             const text::ChatTemplate& chat_template, const adapter::Adapter* candidate,
                             const std::vector<std::string>& prompts, const CanaryOptions& options);

@@ -26,6 +26,17 @@ TinyModelSpec qwen3_0_6b_shape(int64_t layers) {
   return s;
 }
 
+TinyModelSpec wide_random_spec() {
+  TinyModelSpec s;
+  s.hidden_size = 256;
+  s.intermediate_size = 512;
+  s.num_layers = 4;
+  s.num_heads = 4;
+  s.num_kv_heads = 2;
+  s.head_dim = 64;
+  return s;
+}
+
 ModelConfig tiny_config(const TinyModelSpec& s) {
   ModelConfig c;
   c.arch = s.arch;

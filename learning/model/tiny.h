@@ -34,6 +34,11 @@ struct TinyModelSpec {
 // the benchmarks time.
 TinyModelSpec qwen3_0_6b_shape(int64_t layers = 28);
 
+// The demo model's initialisation at hidden 256, 4 layers (intermediate 512, 4 heads of
+// 64, 2 kv heads): the smallest random model that takes the real-checkpoint training
+// recipe and gate defaults (hidden >= 256); the gate's calibration uses it.
+TinyModelSpec wide_random_spec();
+
 ModelConfig tiny_config(const TinyModelSpec& spec);
 // A decoder with random weights drawn from spec.seed; norms are ones.
 std::shared_ptr<Decoder> make_random_decoder(const TinyModelSpec& spec);

@@ -207,9 +207,7 @@ class GateCalibration : public ::testing::Test {
     GateMetrics m;
     m.learn_n = static_cast<int64_t>(data.size());
     m.learn_acc = answer_token_accuracy(*d, r.adapter.get(), data).accuracy();
-    m.canary_n = out.canary.prompts;
-    m.canary_kl = out.canary.kl;
-    m.canary_leak = out.canary.leak;
+    m.set_canary(out.canary);
     out.verdict = judge(m, GateThresholds::for_model(d->config()));
     return out;
   }
@@ -249,11 +247,7 @@ TEST_F(GateCalibration, DemoModelCollapseIsRejected) {
 }
 
 TEST_F(GateCalibration, LargerRandomModelCollapseIsRejected) {
-  model::TinyModelSpec spec;  // hidden 256: the real-checkpoint recipe and gate defaults
-  spec.hidden_size = 256;
-  spec.intermediate_size = 512;
-  spec.num_layers = 4;
-  spec.head_dim = 64;
+  const model::TinyModelSpec spec = model::wide_random_spec();  // the real-checkpoint recipe and gate defaults
   train::TrainOptions o = train::TrainOptions::for_model(model::tiny_config(spec));
   // The real recipe (lr 2e-4, 3 epochs) teaches a random model nothing; this makes the
   // collapse happen (asserted below), which is what the gate must catch.
