@@ -1,4 +1,5 @@
 // kaizenctl adapter merge|info: offline operations on PEFT adapter directories.
+// (The online `adapters` group, the daemon's published adapters, is adapters_command.cc.)
 #include <cstdio>
 #include <iostream>
 

@@ -29,7 +29,9 @@ struct CommandGroup {
   CommandFn run;
 };
 
-// All registered groups, in registration order. Thread-unsafe; used from main only.
+// All registered groups, in registration order: static-initialiser order, unspecified across
+// files, so nothing may depend on it (`kaizenctl --help` lists groups in kaizenctl_main.cc's
+// kHelpOrder; a new group goes there too). Thread-unsafe; used from main only.
 std::vector<CommandGroup>& command_groups();
 
 struct CommandRegistrar {

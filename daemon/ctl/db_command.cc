@@ -262,7 +262,7 @@ int db_command(const std::vector<std::string>& args) {
       }
     }
     if (sub == "backup") {
-      // Without --state-dir the running kaizend makes the backup (online_commands.cc).
+      // Without --state-dir the running kaizend makes the backup (online_db_backup.cc).
       const bool offline = std::any_of(rest.begin(), rest.end(), [](const std::string& a) {
         return a == "--state-dir" || a.rfind("--state-dir=", 0) == 0;
       });

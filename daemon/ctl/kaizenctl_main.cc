@@ -1,5 +1,7 @@
 // kaizenctl: the operator CLI. Offline commands (model, tokenize, train, db) call the
 // libraries directly; online ones talk to kaizend over its Unix socket.
+#include <algorithm>
+#include <cstddef>
 #include <cstdio>
 #include <cstring>
 #include <exception>
@@ -18,12 +20,40 @@ std::vector<CommandGroup>& command_groups() {
 
 namespace {
 
+// The order `kaizenctl --help` lists the groups in. Each group registers itself from a
+// static initialiser in its own file, and the order of those across files is unspecified
+// (in practice it is the link order), so the help must not follow command_groups().
+// Groups missing here are listed after these, by name. (This is the order the help had
+// when the files linked in name order happened to give it.)
+const char* const kHelpOrder[] = {
+    "adapter", "db",        "demo",     "model", "generate", "chat",       "status", "adapters",
+    "review",  "knowledge", "feedback", "runs",  "tokenize", "detokenize", "train",
+};
+
+// command_groups() in help order.
+std::vector<const CommandGroup*> groups_for_help() {
+  auto rank = [](const std::string& name) {
+    const size_t n = sizeof(kHelpOrder) / sizeof(kHelpOrder[0]);
+    for (size_t i = 0; i < n; ++i) {
+      if (name == kHelpOrder[i]) return i;
+    }
+    return n;
+  };
+  std::vector<const CommandGroup*> out;
+  for (const auto& g : command_groups()) out.push_back(&g);
+  std::stable_sort(out.begin(), out.end(), [&](const CommandGroup* a, const CommandGroup* b) {
+    const size_t ra = rank(a->name), rb = rank(b->name);
+    return ra != rb ? ra < rb : a->name < b->name;
+  });
+  return out;
+}
+
 void print_usage(FILE* out) {
   std::fprintf(
       out,
       "usage: kaizenctl [--socket PATH] [--timeout S] [--json] COMMAND [ARGS...]\n\ncommands:\n");
-  for (const auto& g : command_groups()) {
-    std::fprintf(out, "  %-12s %s\n", g.name.c_str(), g.summary.c_str());
+  for (const CommandGroup* g : groups_for_help()) {
+    std::fprintf(out, "  %-12s %s\n", g->name.c_str(), g->summary.c_str());
   }
   std::fprintf(
       out,
