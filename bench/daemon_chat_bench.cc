@@ -31,8 +31,8 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/config.h"
-#include "daemon/kaizen_service.h"
-#include "daemon/server.h"
+#include "daemon/serve/kaizen_service.h"
+#include "daemon/http/server.h"
 #include "http_client.h"
 #include "bench/bench_args.h"
 #include "learning/generate/chat_model.h"
@@ -57,7 +57,7 @@ double pct(std::vector<double> v, double p) {
   return v[std::min(v.size() - 1, static_cast<size_t>(p * (v.size() - 1) + 0.5))];
 }
 
-struct Outcome {
+struct StreamOutcome {
   bool ok = false;
   double total_ms = 0, ttft_ms = 0;
   double max_gap_ms = 0;  // longest pause between two chunks of text after the first
@@ -69,8 +69,8 @@ struct Outcome {
 
 // One streaming chat over TCP; the first SSE chunk with content marks the first token.
 // started (optional) is incremented when the first token arrives.
-Outcome streaming_messages(uint16_t port, const json& messages, int64_t max_tokens, std::atomic<int>* started) {
-  Outcome o;
+StreamOutcome streaming_messages(uint16_t port, const json& messages, int64_t max_tokens, std::atomic<int>* started) {
+  StreamOutcome o;
   json body = {{"model", "kaizen"},
                {"messages", messages},
                {"temperature", 0},
@@ -128,13 +128,13 @@ Outcome streaming_messages(uint16_t port, const json& messages, int64_t max_toke
   return o;
 }
 
-Outcome streaming_chat(uint16_t port, const std::string& question, int64_t max_tokens,
+StreamOutcome streaming_chat(uint16_t port, const std::string& question, int64_t max_tokens,
                        std::atomic<int>* started = nullptr) {
   return streaming_messages(port, json::array({{{"role", "user"}, {"content", question}}}), max_tokens, started);
 }
 
 struct Load {
-  std::vector<Outcome> outcomes;
+  std::vector<StreamOutcome> outcomes;
   double wall_s = 0;
   int64_t tokens() const {
     int64_t n = 0;
@@ -142,7 +142,7 @@ struct Load {
     return n;
   }
   int64_t failed() const {
-    return std::count_if(outcomes.begin(), outcomes.end(), [](const Outcome& o) { return !o.ok; });
+    return std::count_if(outcomes.begin(), outcomes.end(), [](const StreamOutcome& o) { return !o.ok; });
   }
   std::vector<double> latencies_ms() const {
     std::vector<double> v;
@@ -180,7 +180,7 @@ struct Stall {
 Stall long_prompt_stall(uint16_t port, int streams, int64_t max_tokens, const std::string& long_question) {
   Stall st;
   std::atomic<int> started{0};
-  std::vector<Outcome> outs(static_cast<size_t>(streams));
+  std::vector<StreamOutcome> outs(static_cast<size_t>(streams));
   std::vector<std::thread> threads;
   for (int c = 0; c < streams; ++c) {
     threads.emplace_back([&, c] {
@@ -189,7 +189,7 @@ Stall long_prompt_stall(uint16_t port, int streams, int64_t max_tokens, const st
   }
   while (started < streams) std::this_thread::sleep_for(std::chrono::milliseconds(1));
   std::this_thread::sleep_for(std::chrono::milliseconds(50));  // every stream is in its decode rhythm
-  Outcome newcomer = streaming_chat(port, long_question, 1);
+  StreamOutcome newcomer = streaming_chat(port, long_question, 1);
   for (auto& t : threads) t.join();
   st.long_ttft_ms = newcomer.ttft_ms;
   st.ok = newcomer.ok;
@@ -217,7 +217,7 @@ Conversation conversation(uint16_t port, int turns, int64_t answer_tokens) {
            " after Chorei.";
     }
     messages.push_back({{"role", "user"}, {"content", q}});
-    Outcome o = streaming_messages(port, messages, answer_tokens, nullptr);
+    StreamOutcome o = streaming_messages(port, messages, answer_tokens, nullptr);
     c.ok = c.ok && o.ok;
     c.ttft_ms.push_back(o.ttft_ms);
     c.cached.push_back(o.cached_tokens);
@@ -288,7 +288,7 @@ int main(int argc, char** argv) {
   // TTFT with the long system message (the first request misses, the next ones hit),
   // then the bounded load with continuous batching (decode_batch = clients), then a
   // long prompt arriving while chats stream (prefill in prefill_chunk-token chunks).
-  Outcome miss;
+  StreamOutcome miss;
   std::vector<double> hit_ttft;
   Load batched, one_by_one;
   Stall chunked, whole;
@@ -324,7 +324,7 @@ int main(int argc, char** argv) {
   auto m = kaizen::generate::ChatModel::load(config.model, {"cpu", "float32"});
   const size_t long_tokens = m.encode(long_question).size();
   const size_t sys_tokens = m.encode(m.chat_template->render({{"system", config.system_prompt}}, {false, false})).size();
-  const std::vector<Outcome>& outcomes = batched.outcomes;
+  const std::vector<StreamOutcome>& outcomes = batched.outcomes;
   const double wall_s = batched.wall_s;
 
   const std::vector<double> lat = batched.latencies_ms();

@@ -33,7 +33,7 @@ struct Limits {
   int64_t drain_timeout_s = 30;          // SIGTERM: wait this long for in-flight requests
 };
 
-// Continual learning (daemon/learner.h). Read at start; not reloaded.
+// Continual learning (daemon/learn/learner.h). Read at start; not reloaded.
 struct TrainConfig {
   bool enabled = true;                // run the learner thread (train/now works only then)
   int64_t min_new_examples = 50;      // approved, untrained examples that start a run; 0 = off
@@ -76,7 +76,7 @@ struct Config {
   // Where this config came from (not a key).
   std::string config_path;
 
-  // DESIGN.md keys.
+  // docs/DESIGN.md keys.
   std::string model;                                 // HF model directory
   std::string state_dir = "/var/lib/kaizen";         // RocksDB + adapters
   std::string socket = "/run/kaizen/kaizend.sock";   // Unix socket; empty = off

@@ -5,20 +5,18 @@
 // 2 bad command line or config (systemd: RestartPreventExitStatus=2).
 #include <unistd.h>
 
+#include <atomic>
 #include <cstdio>
 #include <iostream>
 #include <memory>
+#include <thread>
 
 #include "daemon/config.h"
+#include "daemon/deferred_service.h"
+#include "daemon/http/server.h"
 #include "daemon/log.h"
 #include "daemon/sd_notify.h"
-#include "daemon/server.h"
-#include "daemon/service.h"
-
-#if __has_include("daemon/kaizen_service.h")
-#include "daemon/kaizen_service.h"
-#define KAIZEN_HAVE_ENGINE 1
-#endif
+#include "daemon/serve/kaizen_service.h"
 
 namespace {
 
@@ -65,45 +63,49 @@ int main(int argc, char** argv) {
   set_log_level(config.log_level);
   logger()->info("event=starting config=\"{}\" pid={}", config.config_path, ::getpid());
 
-#ifdef KAIZEN_HAVE_ENGINE
-  StartupProgress progress;
-  progress.status = [](const std::string& s) {
-    sd::status(s);
-    logger()->info("event=startup status=\"{}\"", s);
-  };
-  progress.extend_timeout = [](std::chrono::seconds more) {
-    sd::extend_timeout(std::chrono::duration_cast<std::chrono::microseconds>(more));
-  };
-  progress.status("loading");
-  Result<std::unique_ptr<Service>> made = make_kaizen_service(config, progress);
-  if (!made.ok()) {
-    logger()->critical("event=start_failed error=\"{}\"", made.error().message);
-    sd::status("start failed: " + made.error().message);
+  // The sockets come up first, answering 503 (/healthz: "loading model ...") while the
+  // model loads on its own thread; READY=1 goes to systemd once the service is built.
+  auto limits = std::make_shared<ChatLimits>(config.limits.max_active_chats, config.limits.max_queued_chats);
+  DeferredService service("loading model " + config.model);
+  ServerOptions options;
+  options.reload_source = cl.source;
+  options.chat_limits = limits;
+  Server server(config, service, options);
+  std::string err = server.start();
+  if (!err.empty()) {
+    logger()->critical("event=start_failed error=\"{}\"", err);
+    sd::status("start failed: " + err);
     return kExitStartFailed;
   }
-  std::unique_ptr<Service> service = std::move(made.value());
-  int64_t left = 0;
-  {
-    ServerOptions options;
-    options.reload_source = cl.source;
-    Server server(config, *service, options);
-    std::string err = server.start();
-    if (!err.empty()) {
-      logger()->critical("event=start_failed error=\"{}\"", err);
-      sd::status("start failed: " + err);
-      return kExitStartFailed;
+  std::atomic<bool> load_failed{false};
+  std::thread loader([&] {
+    StartupProgress progress;
+    progress.status = [&service](const std::string& s) {
+      service.set_status(s);
+      sd::status(s);
+      logger()->info("event=startup status=\"{}\"", s);
+    };
+    progress.extend_timeout = [](std::chrono::seconds more) {
+      sd::extend_timeout(std::chrono::duration_cast<std::chrono::microseconds>(more));
+    };
+    progress.status("loading");
+    Result<std::unique_ptr<Service>> made = make_kaizen_service(config, progress, limits);
+    if (!made.ok()) {
+      logger()->critical("event=start_failed error=\"{}\"", made.error().message);
+      sd::status("start failed: " + made.error().message);
+      load_failed.store(true);
+      server.stop();
+      return;
     }
+    service.install(std::move(made.value()));
     sd::ready("serving");
-    left = server.run();
-    // The engine drops its callbacks before the server's event loop is destroyed.
-    service.reset();
-  }
+    logger()->info("event=serving");
+  });
+  const int64_t left = server.run();
+  loader.join();  // a stop during the load waits for it: libtorch's load cannot be interrupted
+  // The engine drops its callbacks before the server's event loop is destroyed.
+  service.reset();
+  if (load_failed.load()) return kExitStartFailed;
   logger()->info("event=stopped in_flight_abandoned={}", left);
   return 0;
-#else
-  logger()->critical(
-      "event=start_failed error=\"this kaizend was built without the chat engine "
-      "(daemon/kaizen_service.h is missing)\"");
-  return kExitStartFailed;
-#endif
 }

@@ -42,4 +42,21 @@ Error Error::Unavailable(std::string message, int retry_after_s) {
   return Error{503, "service_unavailable", std::move(message), {}, {}, retry_after_s};
 }
 
+Error http_error(const Failure& f) {
+  switch (f.code) {
+    case Errc::kInvalidArgument:
+    case Errc::kNothingToDo:
+      return Error::InvalidRequest(f.message, f.param);
+    case Errc::kNotFound:
+      return Error::NotFound(f.message);
+    case Errc::kConflict:
+      return Error::Conflict(f.message);
+    case Errc::kUnavailable:
+      return Error::Unavailable(f.message, 2);
+    case Errc::kInternal:
+      break;
+  }
+  return Error::Internal(f.message);
+}
+
 }  // namespace kaizen::daemon

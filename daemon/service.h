@@ -1,4 +1,5 @@
-// The seam between kaizend's HTTP layer and the chat engine + storage behind it.
+// The seam between kaizend's HTTP layer and the chat engine + storage behind it
+// (docs/DESIGN.md §Layers, §Errors).
 //
 // The HTTP layer (server.h, http_session.cc, openai_json.cc) parses and validates
 // requests, then calls a Service; it never touches tensors or RocksDB. The production
@@ -27,6 +28,8 @@
 
 #include <nlohmann/json.hpp>
 
+#include "daemon/errors.h"
+
 namespace kaizen::daemon {
 
 // An error that reaches a client as an OpenAI-shaped body:
@@ -50,6 +53,11 @@ struct Error {
   static Error Internal(std::string message);                             // 500
   static Error Unavailable(std::string message, int retry_after_s = 0);   // 503
 };
+
+// The one mapping of a domain Failure (daemon/errors.h) to its HTTP status and OpenAI
+// error: invalid / nothing to do 400, not found 404, conflict 409, unavailable 503
+// (Retry-After 2), internal 500.
+Error http_error(const Failure& failure);
 
 // Either a value or an Error. Small on purpose: the HTTP layer only needs ok()/value()/error().
 template <class T>
@@ -155,7 +163,7 @@ struct Health {
 };
 
 // Handed to whatever builds the Service (kaizend_main.cc calls the factory in
-// daemon/kaizen_service.h) so a long model load can keep systemd informed: `status` sets
+// daemon/serve/kaizen_service.h) so a long model load can keep systemd informed: `status` sets
 // the STATUS= line, `extend_timeout` asks for more start-up time (EXTEND_TIMEOUT_USEC;
 // call it every few seconds while loading). Both are cheap and callable from any thread.
 struct StartupProgress {
@@ -186,14 +194,13 @@ class Service {
   // Prometheus text exposition appended to the HTTP layer's own metrics (may be empty).
   virtual std::string metrics_text() = 0;
 
-  // Operator operations, reachable only over the Unix socket as /admin/<op>. `op` is the
-  // path after /admin/ (e.g. "status", "adapters", "adapters/pin", "adapters/rollback",
-  // "review", "review/approve", "review/reject", "knowledge/import", "train/now",
-  // "train/status", "db/backup"); `args` is the POST body object, or for GET the query
-  // parameters as strings. `peer` carries the caller's uid/gid/pid for the audit log.
-  // Unknown op -> Error::NotFound.
-  virtual Result<nlohmann::json> admin(const std::string& op, const nlohmann::json& args,
-                                       const PeerInfo& peer) = 0;
+  // Operator operations, reachable only over the Unix socket as /admin/<op>. `method` is
+  // the HTTP method, `op` the path after /admin/ (the production table is
+  // serve/admin_api.h); `args` is the POST body object, or for GET the query parameters
+  // as strings. `peer` carries the caller's uid/gid/pid for the audit log.
+  // Unknown op -> Error::NotFound; a state-changing op over GET -> 405.
+  virtual Result<nlohmann::json> admin(const std::string& method, const std::string& op,
+                                       const nlohmann::json& args, const PeerInfo& peer) = 0;
 };
 
 }  // namespace kaizen::daemon

@@ -61,7 +61,7 @@ class IdAllocator;
 //      version-1 database builds it.
 inline constexpr uint32_t kSchemaVersion = 2;
 
-// Column family names, in DESIGN.md order. RocksDB's "default" CF is created and unused.
+// Column family names, in docs/DESIGN.md §Storage order. RocksDB's "default" CF is created and unused.
 inline constexpr const char* kColumnFamilies[] = {
     "conversations", "messages", "feedback", "examples", "replay", "adapters", "runs", "meta"};
 

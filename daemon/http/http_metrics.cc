@@ -1,11 +1,11 @@
-#include "daemon/http_metrics.h"
+#include "daemon/http/http_metrics.h"
 
 #include <sstream>
 
 namespace kaizen::daemon {
 
-HttpMetrics::HttpMetrics()
-    : bounds_{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120} {}
+HttpMetrics::HttpMetrics(const ChatGate* gate)
+    : bounds_{0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120}, gate_(gate) {}
 
 void HttpMetrics::observe_request(const std::string& route, int status, double seconds) {
   std::lock_guard<std::mutex> lock(mu_);
@@ -66,10 +66,10 @@ std::string HttpMetrics::render() const {
      << "kaizen_http_connections_shed_total " << shed_total_.load() << "\n"
      << "# HELP kaizen_http_chats_active Chats handed to the engine now.\n"
      << "# TYPE kaizen_http_chats_active gauge\n"
-     << "kaizen_http_chats_active " << chats_active_.load() << "\n"
+     << "kaizen_http_chats_active " << (gate_ ? gate_->active() : 0) << "\n"
      << "# HELP kaizen_http_chats_queued Chats waiting for an engine slot now.\n"
      << "# TYPE kaizen_http_chats_queued gauge\n"
-     << "kaizen_http_chats_queued " << chats_queued_.load() << "\n"
+     << "kaizen_http_chats_queued " << (gate_ ? gate_->queued() : 0) << "\n"
      << "# HELP kaizen_http_chats_cancelled_total Chats cancelled because the client left.\n"
      << "# TYPE kaizen_http_chats_cancelled_total counter\n"
      << "kaizen_http_chats_cancelled_total " << streams_cancelled_total_.load() << "\n";

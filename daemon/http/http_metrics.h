@@ -11,18 +11,21 @@
 #include <utility>
 #include <vector>
 
+#include "daemon/serve/chat_admission.h"
+
 namespace kaizen::daemon {
 
 class HttpMetrics {
  public:
-  HttpMetrics();
+  // gate: read at render time for the chats active/queued gauges (never a copy that a
+  // slower connection could overwrite with older counts); null = no chat gauges.
+  explicit HttpMetrics(const ChatGate* gate = nullptr);
 
   // route: a fixed route name ("chat", "models", ...), never a raw path (bounded labels).
   void observe_request(const std::string& route, int status, double seconds);
   void connection_opened() { open_connections_.fetch_add(1); accepted_total_.fetch_add(1); }
   void connection_closed() { open_connections_.fetch_sub(1); }
   void connection_shed() { shed_total_.fetch_add(1); }
-  void set_chats(int64_t active, int64_t queued) { chats_active_ = active; chats_queued_ = queued; }
   void stream_cancelled() { streams_cancelled_total_.fetch_add(1); }
 
   int64_t open_connections() const { return open_connections_.load(); }
@@ -47,8 +50,7 @@ class HttpMetrics {
   std::atomic<uint64_t> accepted_total_{0};
   std::atomic<uint64_t> shed_total_{0};
   std::atomic<uint64_t> streams_cancelled_total_{0};
-  std::atomic<int64_t> chats_active_{0};
-  std::atomic<int64_t> chats_queued_{0};
+  const ChatGate* gate_;
 };
 
 }  // namespace kaizen::daemon

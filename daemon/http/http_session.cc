@@ -1,4 +1,4 @@
-#include "daemon/http_session.h"
+#include "daemon/http/http_session.h"
 
 #include <sys/socket.h>
 
@@ -14,9 +14,11 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 
+#include "daemon/http/chat_exchange.h"
+#include "daemon/http/openai_json.h"
+#include "daemon/http/peer.h"
 #include "daemon/log.h"
-#include "daemon/openai_json.h"
-#include "daemon/router.h"
+#include "daemon/http/router.h"
 
 namespace kaizen::daemon {
 namespace {
@@ -37,36 +39,8 @@ constexpr auto kLingerTime = std::chrono::seconds(2);
 
 std::string_view sv(beast::string_view s) { return {s.data(), s.size()}; }
 
-PeerInfo peer_of(net::ip::tcp::socket& s) {
-  PeerInfo p;
-  p.transport = PeerInfo::Transport::kTcp;
-  error_code ec;
-  auto ep = s.remote_endpoint(ec);
-  if (!ec) {
-    p.address = ep.address().is_v6() ? "[" + ep.address().to_string() + "]" : ep.address().to_string();
-    p.address += ":" + std::to_string(ep.port());
-  }
-  return p;
-}
-
-PeerInfo peer_of(net::local::stream_protocol::socket& s) {
-  PeerInfo p;
-  p.transport = PeerInfo::Transport::kUnix;
-  error_code ec;
-  auto ep = s.local_endpoint(ec);
-  if (!ec) p.address = ep.path();
-  ucred cred{};
-  socklen_t len = sizeof(cred);
-  if (::getsockopt(s.native_handle(), SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-    p.uid = cred.uid;
-    p.gid = cred.gid;
-    p.pid = cred.pid;
-  }
-  return p;
-}
-
 template <class Protocol>
-class Session : public std::enable_shared_from_this<Session<Protocol>> {
+class Session : public std::enable_shared_from_this<Session<Protocol>>, public ChatConnection {
  public:
   using Socket = typename Protocol::socket;
   using Stream = beast::basic_stream<Protocol>;
@@ -75,7 +49,8 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
       : peer_(peer_of(socket)),
         stream_(std::move(socket)),
         state_(std::move(state)),
-        idle_timer_(stream_.get_executor()) {
+        idle_timer_(stream_.get_executor()),
+        chat_(*this, *state_, peer_) {
     state_->metrics.connection_opened();
   }
 
@@ -222,7 +197,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
 
   void dispatch() {
     auto& req = parser_->get();
-    if (match_.route == Route::kChat) return start_chat(req.body());
+    if (match_.route == Route::kChat) return chat_.start(req.body(), cfg_);
     send_reply(handle_simple(match_, sv(req.method_string()), req.body(), peer_, state_->service,
                              state_->metrics));
   }
@@ -239,7 +214,9 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
                      {}, "request_too_large", 0});
   }
 
-  void send_reply(Reply r, const char* allow = nullptr) {
+  void send_reply(Reply r) override { send_reply(std::move(r), nullptr); }
+
+  void send_reply(Reply r, const char* allow) {
     if (closed_) return end_request(r.status);
     unsigned version = parser_ && parser_->is_header_done() ? parser_->get().version() : 11;
     res_.emplace(static_cast<http::status>(r.status), version);
@@ -270,61 +247,15 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
 
   // ---- chat --------------------------------------------------------------------------
 
-  void start_chat(const std::string& body) {
-    Result<ChatRequest> parsed = parse_chat_request(body, cfg_->limits);
-    if (!parsed.ok()) return send_error(parsed.error());
-    chat_ = std::move(parsed.value());
-    chat_.peer = peer_;
-    auto self = this->shared_from_this();
-    ChatGate::Admit admit = state_->gate.admit(
-        [self] { net::post(self->stream_.get_executor(), [self] { self->on_slot(); }); },
-        &gate_ticket_);
-    update_chat_gauges();
-    if (admit == ChatGate::Admit::kRejected) {
-      return send_error(Error::TooManyRequests(
-          "kaizend is busy: " + std::to_string(cfg_->limits.max_queued_chats) +
-              " chats are already waiting; retry later",
-          static_cast<int>(cfg_->limits.retry_after_s)));
-    }
-    waiting_for_slot_ = true;
-    watch_disconnect();
+  // ---- chat (http/chat_exchange.h does the logic; these are its I/O) -----------------
+
+  std::shared_ptr<ChatConnection> shared() override { return this->shared_from_this(); }
+
+  void post(std::function<void()> fn) override {
+    net::post(stream_.get_executor(), [self = this->shared_from_this(), fn = std::move(fn)] { fn(); });
   }
 
-  void on_slot() {
-    waiting_for_slot_ = false;
-    holds_slot_ = true;
-    update_chat_gauges();
-    if (client_gone_) return release_slot();
-    auto self = this->shared_from_this();
-    auto ex = stream_.get_executor();
-    ChatEvents ev;
-    ev.on_delta = [self, ex](std::string_view d) {
-      net::post(ex, [self, s = std::string(d)] { self->on_delta(s); });
-    };
-    ev.on_done = [self, ex](ChatResult r) {
-      net::post(ex, [self, r = std::move(r)] { self->on_done(r); });
-    };
-    ev.on_error = [self, ex](Error e) {
-      net::post(ex, [self, e = std::move(e)] { self->on_chat_error(e); });
-    };
-    std::optional<Result<ChatTicket>> t;
-    try {
-      t.emplace(state_->service.submit_chat(chat_, std::move(ev)));
-    } catch (const std::exception& e) {
-      logger()->error("event=submit_chat_threw error=\"{}\"", e.what());
-      t.emplace(Error::Internal(std::string("the chat engine failed: ") + e.what()));
-    }
-    if (!t->ok()) {
-      release_slot();
-      return send_error(t->error());
-    }
-    ticket_ = std::move(t->value());
-    engine_running_ = true;
-    if (chat_.stream) start_stream();
-  }
-
-  void start_stream() {
-    streaming_ = true;
+  void write_stream_header(Done done) override {
     sse_res_.emplace(http::status::ok, parser_->get().version());
     sse_res_->set(http::field::server, kServerName);
     sse_res_->set(http::field::content_type, "text/event-stream; charset=utf-8");
@@ -333,79 +264,26 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
     sse_res_->keep_alive(keep_alive_ && !state_->draining);
     sse_res_->chunked(true);
     sse_sr_.emplace(*sse_res_);
-    pending_ = sse_role_chunk(ticket_);
-    writing_ = true;
     stream_.expires_after(std::chrono::seconds(cfg_->limits.write_timeout_s));
-    http::async_write_header(stream_, *sse_sr_,
-                             [self = this->shared_from_this()](error_code ec, size_t) {
-                               self->on_stream_write(ec);
-                             });
+    http::async_write_header(stream_, *sse_sr_, [self = this->shared_from_this(), done](error_code ec, size_t) {
+      done(!ec);
+    });
   }
 
-  void on_delta(const std::string& s) {
-    if (client_gone_ || !engine_running_) return;
-    if (!streaming_) {
-      content_ += s;
-      return;
-    }
-    pending_ += sse_content_chunk(ticket_, s);
-    flush();
-  }
-
-  void on_done(const ChatResult& r) {
-    engine_running_ = false;
-    stop_watch();  // nothing left to cancel; from here a vanished client fails a write
-    release_slot();
-    if (client_gone_) return;
-    if (!streaming_) return send_reply(Reply{200, completion_body(ticket_, content_, r)});
-    pending_ += sse_finish_chunk(ticket_, r.finish_reason);
-    if (chat_.include_usage) pending_ += sse_usage_chunk(ticket_, r.usage);
-    pending_ += sse_done();
-    stream_final_ = true;
-    flush();
-  }
-
-  void on_chat_error(const Error& e) {
-    engine_running_ = false;
-    stop_watch();
-    release_slot();
-    if (client_gone_) return;
-    logger()->warn("event=chat_error status={} message=\"{}\"", e.http_status, e.message);
-    if (!streaming_) return send_error(e);
-    // Headers are out: report in-band, the way OpenAI streams do.
-    pending_ += sse_error(e);
-    stream_final_ = true;
-    stream_status_ = e.http_status;
-    flush();
-  }
-
-  // One outstanding write; deltas that arrive meanwhile coalesce into one chunk.
-  void flush() {
-    if (writing_ || client_gone_ || last_sent_) return;
+  void write_chunk(const std::string& bytes, Done done) override {
     stream_.expires_after(std::chrono::seconds(cfg_->limits.write_timeout_s));
-    auto self = this->shared_from_this();
-    if (!pending_.empty()) {
-      out_.swap(pending_);
-      pending_.clear();
-      writing_ = true;
-      return net::async_write(stream_, http::make_chunk(net::buffer(out_)),
-                              [self](error_code ec, size_t) { self->on_stream_write(ec); });
-    }
-    if (stream_final_) {
-      last_sent_ = true;
-      writing_ = true;
-      net::async_write(stream_, http::make_chunk_last(),
-                       [self](error_code ec, size_t) { self->on_stream_write(ec); });
-    }
+    net::async_write(stream_, http::make_chunk(net::buffer(bytes)),
+                     [self = this->shared_from_this(), done](error_code ec, size_t) { done(!ec); });
   }
 
-  void on_stream_write(error_code ec) {
-    writing_ = false;
-    if (ec) return on_client_gone();
-    if (!last_sent_) return flush();
-    // The whole stream is out.
-    end_request(stream_status_);
-    stop_watch();
+  void write_last_chunk(Done done) override {
+    stream_.expires_after(std::chrono::seconds(cfg_->limits.write_timeout_s));
+    net::async_write(stream_, http::make_chunk_last(),
+                     [self = this->shared_from_this(), done](error_code ec, size_t) { done(!ec); });
+  }
+
+  void stream_finished(int status) override {
+    end_request(status);
     if (!sse_res_->keep_alive()) return close();
     sse_sr_.reset();
     sse_res_.reset();
@@ -414,52 +292,26 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
 
   // While a chat runs no request is read, so a vanished client is seen by waiting for
   // readability: EOF or an error means it left (a pipelined request means it did not).
-  void watch_disconnect() {
+  void watch_disconnect(std::function<void()> gone) override {
     uint64_t gen = ++watch_gen_;
-    stream_.socket().async_wait(
-        Socket::wait_read, [self = this->shared_from_this(), gen](error_code ec) {
-          if (gen != self->watch_gen_) return;
-          if (ec) return self->on_client_gone();
-          char c;
-          ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1,
-                             MSG_PEEK | MSG_DONTWAIT);
-          if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
-            self->on_client_gone();
-        });
+    stream_.socket().async_wait(Socket::wait_read, [self = this->shared_from_this(), gen, gone](error_code ec) {
+      if (gen != self->watch_gen_) return;
+      if (ec) return gone();
+      char c;
+      ssize_t n = ::recv(self->stream_.socket().native_handle(), &c, 1, MSG_PEEK | MSG_DONTWAIT);
+      if (n == 0 || (n < 0 && errno != EAGAIN && errno != EWOULDBLOCK)) gone();
+    });
   }
 
   // Retires the pending readability wait: its handler, when it runs, sees a stale
-  // generation and does nothing. It must stop watching as soon as the engine is done,
-  // not when the answer is written: a client that reads the whole answer and hangs up
-  // at once would otherwise race the write's completion and be counted as gone (499)
-  // though it got everything. Not socket().cancel(): that would also abort a write in
+  // generation and does nothing. Not socket().cancel(): that would also abort a write in
   // flight (a streaming chat's last chunks). The stale wait ends with the next request
   // on this connection or when the socket closes.
-  void stop_watch() { ++watch_gen_; }
+  void stop_watch() override { ++watch_gen_; }
 
-  void on_client_gone() {
-    if (client_gone_) return;
-    client_gone_ = true;
-    state_->metrics.stream_cancelled();
-    logger()->info("event=client_gone id={} peer={}", ticket_.id, peer_.address);
-    if (engine_running_ && ticket_.cancel) ticket_.cancel();
-    if (waiting_for_slot_ && state_->gate.withdraw(gate_ticket_)) {
-      waiting_for_slot_ = false;
-      update_chat_gauges();
-    }
+  void close_gone() override {
     end_request(499);
     close();
-  }
-
-  void release_slot() {
-    if (!holds_slot_) return;
-    holds_slot_ = false;
-    state_->gate.release();
-    update_chat_gauges();
-  }
-
-  void update_chat_gauges() {
-    state_->metrics.set_chats(state_->gate.active(), state_->gate.queued());
   }
 
   // ---- bookkeeping -------------------------------------------------------------------
@@ -470,10 +322,7 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
     started_ = Clock::now();
     state_->in_flight.fetch_add(1);
     match_ = RouteMatch{};
-    streaming_ = stream_final_ = last_sent_ = false;
-    stream_status_ = 200;
-    content_.clear();
-    pending_.clear();
+    chat_.reset();
   }
 
   void end_request(int status) {
@@ -539,42 +388,11 @@ class Session : public std::enable_shared_from_this<Session<Protocol>> {
   uint64_t watch_gen_ = 0;
   Clock::time_point linger_until_;
 
-  // Chat state (one chat per connection at a time; everything runs on the strand).
-  ChatRequest chat_;
-  ChatTicket ticket_;
-  uint64_t gate_ticket_ = 0;
-  bool waiting_for_slot_ = false;
-  bool holds_slot_ = false;
-  bool engine_running_ = false;
-  bool client_gone_ = false;
-  bool streaming_ = false;
-  bool writing_ = false;
-  bool stream_final_ = false;  // the last SSE events are queued in pending_
-  bool last_sent_ = false;     // the terminating zero-length chunk is being written
-  int stream_status_ = 200;
-  std::string content_;  // non-streaming: the whole answer
-  std::string pending_;  // streaming: SSE bytes not yet handed to a write
-  std::string out_;      // streaming: bytes of the write in progress
+  // One chat per connection at a time (after the members it refers to).
+  ChatExchange chat_;
   std::optional<http::response<http::empty_body>> sse_res_;
   std::optional<http::response_serializer<http::empty_body>> sse_sr_;
 };
-
-template <class Socket>
-void shed(Socket socket, const std::shared_ptr<ServerState>& state) {
-  state->metrics.connection_shed();
-  static const std::string kBody = error_body(Error::Unavailable(
-      "kaizend has too many open connections (limits.max_connections); retry later", 1));
-  static const std::string kResponse =
-      "HTTP/1.1 503 Service Unavailable\r\nServer: kaizend\r\nContent-Type: application/json\r\n"
-      "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
-      std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
-  auto s = std::make_shared<Socket>(std::move(socket));
-  net::async_write(*s, net::buffer(kResponse), [s](error_code, size_t) {
-    error_code ec;
-    s->shutdown(Socket::shutdown_both, ec);
-    s->close(ec);
-  });
-}
 
 }  // namespace
 
@@ -590,15 +408,6 @@ void start_session(net::local::stream_protocol::socket socket,
                    std::shared_ptr<ServerState> state) {
   std::make_shared<Session<net::local::stream_protocol>>(std::move(socket), std::move(state))
       ->run();
-}
-
-void shed_connection(net::ip::tcp::socket socket, std::shared_ptr<ServerState> state) {
-  shed(std::move(socket), state);
-}
-
-void shed_connection(net::local::stream_protocol::socket socket,
-                     std::shared_ptr<ServerState> state) {
-  shed(std::move(socket), state);
 }
 
 }  // namespace kaizen::daemon

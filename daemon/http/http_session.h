@@ -8,7 +8,7 @@
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/asio/local/stream_protocol.hpp>
 
-#include "daemon/server_state.h"
+#include "daemon/http/server_state.h"
 
 namespace kaizen::daemon {
 
@@ -17,10 +17,5 @@ namespace kaizen::daemon {
 void start_session(boost::asio::ip::tcp::socket socket, std::shared_ptr<ServerState> state);
 void start_session(boost::asio::local::stream_protocol::socket socket,
                    std::shared_ptr<ServerState> state);
-
-// Writes a fixed 503 JSON answer and closes: used when over limits.max_connections.
-void shed_connection(boost::asio::ip::tcp::socket socket, std::shared_ptr<ServerState> state);
-void shed_connection(boost::asio::local::stream_protocol::socket socket,
-                     std::shared_ptr<ServerState> state);
 
 }  // namespace kaizen::daemon

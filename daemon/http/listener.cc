@@ -1,14 +1,40 @@
-#include "daemon/listener.h"
+#include "daemon/http/listener.h"
 
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/write.hpp>
 
-#include "daemon/http_session.h"
+#include "daemon/http/http_session.h"
+#include "daemon/http/openai_json.h"
 #include "daemon/log.h"
 
 namespace kaizen::daemon {
 
 namespace net = boost::asio;
+
+namespace {
+
+using error_code = boost::system::error_code;
+
+// Writes a fixed 503 JSON answer and closes: over limits.max_connections, or draining.
+template <class Socket>
+void shed_connection(Socket socket, const std::shared_ptr<ServerState>& state) {
+  state->metrics.connection_shed();
+  static const std::string kBody = error_body(Error::Unavailable(
+      "kaizend has too many open connections (limits.max_connections); retry later", 1));
+  static const std::string kResponse =
+      "HTTP/1.1 503 Service Unavailable\r\nServer: kaizend\r\nContent-Type: application/json\r\n"
+      "Retry-After: 1\r\nConnection: close\r\nContent-Length: " +
+      std::to_string(kBody.size()) + "\r\n\r\n" + kBody;
+  auto s = std::make_shared<Socket>(std::move(socket));
+  net::async_write(*s, net::buffer(kResponse), [s](error_code, size_t) {
+    error_code ec;
+    s->shutdown(Socket::shutdown_both, ec);
+    s->close(ec);
+  });
+}
+
+}  // namespace
 
 template <class Protocol>
 Listener<Protocol>::Listener(net::io_context& ioc, Acceptor acceptor,

@@ -11,7 +11,7 @@
 #include <boost/asio/local/stream_protocol.hpp>
 #include <boost/asio/steady_timer.hpp>
 
-#include "daemon/server_state.h"
+#include "daemon/http/server_state.h"
 
 namespace kaizen::daemon {
 

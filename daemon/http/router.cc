@@ -1,11 +1,11 @@
-#include "daemon/router.h"
+#include "daemon/http/router.h"
 
 #include "daemon/log.h"
 
 #include <algorithm>
 #include <cctype>
 
-#include "daemon/openai_json.h"
+#include "daemon/http/openai_json.h"
 
 namespace kaizen::daemon {
 namespace {
@@ -169,6 +169,8 @@ Reply handle_simple(const RouteMatch& match, std::string_view method, std::strin
   try {
     switch (match.route) {
       case Route::kModels:
+        // While the model loads there is no list to give (not an empty one).
+        if (!service.health().ready) return error_reply(Error::Unavailable("kaizend is starting; retry shortly", 5));
         return Reply{200, models_body(service.list_models())};
       case Route::kHealth: {
         Health h = service.health();
@@ -199,9 +201,9 @@ Reply handle_simple(const RouteMatch& match, std::string_view method, std::strin
         } else {
           args = parse_query(match.query);
         }
-        logger()->info("admin op={} method={} peer=\"{}\"", match.admin_op,
-                                    std::string(method), peer_text(peer));
-        Result<nlohmann::json> out = service.admin(match.admin_op, args, peer);
+        logger()->info("event=admin op={} method={} peer=\"{}\"", match.admin_op, std::string(method),
+                       peer_text(peer));
+        Result<nlohmann::json> out = service.admin(std::string(method), match.admin_op, args, peer);
         if (!out.ok()) return error_reply(out.error());
         return Reply{200, out.value().dump(-1, ' ', false,
                                            nlohmann::json::error_handler_t::replace)};

@@ -1,6 +1,6 @@
 // Which route a request goes to, who may call it, and the answers of the simple
 // (non-streaming, non-chat) routes. Beast-free: the session (http_session.cc) reads and
-// writes, this file decides.
+// writes, this file decides (docs/DESIGN.md §Request path step 3, §APIs).
 //
 // Policy:
 //  - Unix socket: every route, no token (the socket's mode/group is the access control);
@@ -14,7 +14,7 @@
 #include <string_view>
 #include <vector>
 
-#include "daemon/http_metrics.h"
+#include "daemon/http/http_metrics.h"
 #include "daemon/service.h"
 
 namespace kaizen::daemon {

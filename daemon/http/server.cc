@@ -1,4 +1,4 @@
-#include "daemon/server.h"
+#include "daemon/http/server.h"
 
 #include <grp.h>
 #include <sys/resource.h>
@@ -18,10 +18,10 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/strand.hpp>
 
-#include "daemon/listener.h"
+#include "daemon/http/listener.h"
 #include "daemon/log.h"
 #include "daemon/sd_notify.h"
-#include "daemon/server_state.h"
+#include "daemon/http/server_state.h"
 
 namespace kaizen::daemon {
 namespace {
@@ -51,7 +51,7 @@ struct Server::Impl {
   Impl(const Config& config, Service& service, ServerOptions opts)
       : options(std::move(opts)),
         ioc(static_cast<int>(config.io_threads)),
-        state(std::make_shared<ServerState>(config, service)),
+        state(std::make_shared<ServerState>(config, service, options.chat_limits)),
         signals(ioc),
         watchdog(ioc) {}
 

@@ -14,6 +14,7 @@
 #include <string>
 
 #include "daemon/config.h"
+#include "daemon/serve/chat_admission.h"
 #include "daemon/service.h"
 
 namespace kaizen::daemon {
@@ -25,6 +26,9 @@ struct ServerOptions {
   bool handle_signals = true;
   // SIGHUP: where to re-read the config. Empty path = no reload from disk.
   ConfigSource reload_source;
+  // The chat limits the server's admission gate and the engine both read (kaizend makes
+  // one and hands it to both, so a reload reaches both); null = the server's own.
+  std::shared_ptr<ChatLimits> chat_limits;
 };
 
 class Server {

@@ -6,17 +6,20 @@
 #include <memory>
 #include <mutex>
 
-#include "daemon/chat_gate.h"
+#include "daemon/serve/chat_admission.h"
 #include "daemon/config.h"
-#include "daemon/http_metrics.h"
+#include "daemon/http/http_metrics.h"
 #include "daemon/service.h"
 
 namespace kaizen::daemon {
 
 struct ServerState {
-  ServerState(const Config& config, Service& service)
+  // limits: shared with the engine (serve/chat_admission.h); null = this server's own.
+  ServerState(const Config& config, Service& service, std::shared_ptr<ChatLimits> limits)
       : service(service),
-        gate(config.limits.max_active_chats, config.limits.max_queued_chats),
+        gate(limits ? std::move(limits)
+                    : std::make_shared<ChatLimits>(config.limits.max_active_chats, config.limits.max_queued_chats)),
+        metrics(&gate),
         config_(std::make_shared<const Config>(config)) {}
 
   // The config a request sees: taken once per request, so a SIGHUP reload never changes
@@ -31,8 +34,8 @@ struct ServerState {
   }
 
   Service& service;  // outlives the Server
-  HttpMetrics metrics;
   ChatGate gate;
+  HttpMetrics metrics;  // reads gate's counts when rendered
   std::atomic<bool> draining{false};   // SIGTERM seen: finish requests, accept nothing new
   std::atomic<int64_t> in_flight{0};   // requests between header read and last byte written
 

@@ -1,18 +1,16 @@
-// The learner: kaizend's continual-learning thread (DESIGN.md "Continual learning loop",
-// decisions 2, 5, 6 and 7).
+// The learner: kaizend's continual-learning thread (docs/DESIGN.md §Continual learning
+// loop, decisions 6 and 7). It schedules and runs training + evaluation; what happens to
+// the candidate afterwards is the adapter lifecycle's (learn/adapter_lifecycle.h).
 //
-// A run: the approved examples not yet consumed by a finished run (+ a replay sample of
-// earlier examples from the store's reservoir, train.replay_ratio per new example, part
-// of it held out to measure retention) -> LoRA training warm-started from the active
-// adapter on the shared, frozen base model -> the gate (learning/eval/gate.h) against
-// the active adapter -> pass: the adapter is written to adapters/.tmp-*, fsync'd,
-// renamed to adapters/vNNNNNN, the directory fsync'd, then one synced RocksDB batch
-// makes it active (Store::publish_adapter), then the registry swaps it in (RCU: chats
-// in flight finish on the adapter they began with) and the engine drops the old
-// version's prefix KV; the examples are marked trained (and enter the reservoir).
-// Fail: the run and the candidate's record are rejected with every number; nothing
-// changes for users. Every run is a Store Run record (trigger, dataset ids, config,
-// loss curve, metrics, phase times, verdict).
+// A run (learn/training_run.cc): the approved examples not yet consumed by a finished run
+// (+ a replay sample of earlier examples from the store's reservoir, train.replay_ratio
+// per new example, part of it held out to measure retention) -> LoRA training
+// warm-started from the active adapter on the shared, frozen base model -> the gate
+// (learning/eval/gate.h) against the active adapter -> pass: AdapterLifecycle::publish
+// (files, batch, swap, caches, examples marked trained); fail: AdapterLifecycle::reject
+// (the candidate's record is rejected with every number; nothing changes for users).
+// Every run is a Store Run record (trigger, dataset ids, config, loss curve, metrics,
+// phase times, verdict; learn/run_record.h).
 //
 // Triggers: train.min_new_examples new approved examples, train.interval_s (when any is
 // new), or start_run() (kaizenctl train now). One run at a time. "New" means approved
@@ -24,10 +22,8 @@
 // chats (up to train.max_yield_ms per step, so training still progresses under
 // constant load).
 //
-// Restart: at construction, half-written adapters/.tmp-* directories and adapter
-// directories no record names are removed; a run the Store marked interrupted whose
-// adapter did reach the DB is completed (its examples marked trained), so no example
-// is trained twice as if new.
+// Restart: the lifecycle's recover() (called by whoever builds the learner, before it)
+// completes interrupted runs whose adapter reached the DB.
 //
 // Thread-safety: every public method may be called from any thread.
 #pragma once
@@ -41,22 +37,24 @@
 #include <optional>
 #include <string>
 #include <thread>
-#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/adapter_registry.h"
 #include "daemon/config.h"
-#include "daemon/engine.h"
+#include "daemon/errors.h"
+#include "daemon/learn/adapter_lifecycle.h"
+#include "daemon/serve/adapter_registry.h"
+#include "daemon/serve/engine.h"
 #include "learning/eval/gate.h"
 #include "learning/generate/chat_model.h"
+#include "learning/train/dataset.h"
+#include "learning/train/trainer.h"
 #include "storage/store.h"
 
 namespace kaizen::daemon {
 
 struct LearnerOptions {
-  std::string state_dir;      // adapters/ lives here
   std::string system_prompt;  // prepended to examples without one (train.with_system_prompt)
   TrainConfig train;
   GateConfig gate;
@@ -69,27 +67,24 @@ eval::GateThresholds gate_thresholds(const GateConfig& gate, const model::ModelC
 
 class Learner {
  public:
-  // Cleans the adapters directory and recovers interrupted runs (see above); starts the
-  // thread when options.train.enabled. The references must outlive the Learner.
-  Learner(LearnerOptions options, storage::Store& store, AdapterRegistry& registry, Engine& engine,
-          std::shared_ptr<const generate::ChatModel> model);
+  // Starts the thread when options.train.enabled. The references must outlive the Learner.
+  Learner(LearnerOptions options, storage::Store& store, AdapterLifecycle& lifecycle,
+          const AdapterRegistry& registry, Engine& engine, std::shared_ptr<const generate::ChatModel> model);
   // Cancels a run in progress (it ends as failed: "stopped: shutting down") and joins.
   ~Learner();
   Learner(const Learner&) = delete;
   Learner& operator=(const Learner&) = delete;
 
-  struct StartError {
-    int http_status;  // 409 a run is in progress, 400 nothing to train, 503 disabled, 500 store
-    std::string message;
-  };
   // Starts a run now (trigger "manual"). all_approved: train on every approved example,
-  // also those a rejected run consumed. Returns the run id, or why not.
-  std::variant<uint64_t, StartError> start_run(bool all_approved = false);
+  // also those a rejected run consumed. Returns the run id, or why not: Conflict (a run
+  // is in progress), NothingToDo (no new approved examples), Unavailable (training is
+  // disabled), Internal (the store).
+  Outcome<uint64_t> start_run(bool all_approved = false);
   // Asks the run in progress to stop after its current optimizer step. false when idle.
   bool cancel();
 
   bool running() const { return running_.load(); }
-  // {"state": "idle"|"running", "run": {id, phase, step, total_steps, loss, elapsed_s,
+  // {"state": "idle"|"running", "checks": N (loop passes that looked for a trigger), "run": {id, phase, step, total_steps, loss, elapsed_s,
   //  ...} (while running), "last": {...} (the last finished run: id, state, verdict)}
   nlohmann::json status() const;
   // Prometheus lines: kaizen_training_running, kaizen_training_step, runs by state,
@@ -112,23 +107,43 @@ class Learner {
     int64_t started_ms = 0;
   };
 
+  // The example sets of one run (learn/training_run.cc).
+  struct RunSets {
+    std::vector<train::Example> fresh, replay, holdout, paraphrased;
+    size_t replay_per_epoch = 0;
+    bool heldout = false;  // holdout is a held-out sample (false: the rehearsed replay)
+  };
+
   void loop();
+  // The trigger due now ("" = none), for the automatic part of loop(); mu_ held.
+  std::string due_trigger_locked(std::chrono::steady_clock::time_point* last_interval);
   // Builds the plan and creates the run record; caller holds mu_ and checked !running_.
-  std::variant<Plan, StartError> plan_locked(const std::string& trigger, uint64_t from_seq);
-  void execute(Plan plan);
+  Outcome<Plan> plan_locked(const std::string& trigger, uint64_t from_seq);
+  void begin_locked(Plan plan);
   uint64_t consumed_seq();  // newest state_seq a published or rejected run consumed
   size_t count_new(uint64_t from_seq, size_t enough);
-  void clean_adapters_dir();
-  void recover_interrupted_runs();
-  void prune_versions();
-  // Writes .tmp-*, fsyncs, renames to adapters/vNNNNNN, fsyncs the directory. Returns the
-  // state-dir-relative path. Throws std::runtime_error naming the failing step.
-  std::string write_adapter(const adapter::Adapter& adapter, uint64_t version);
   void set_phase(const std::string& phase);
+
+  // One run, in phases (learn/training_run.cc). Throw on failure; execute() records it.
+  void execute(Plan plan);
+  train::TrainOptions train_options(uint64_t run_id, const ActiveAdapter& active) const;
+  // The gate's verdict (+ "the active adapter changed during the run"), recorded on the
+  // run and each failed check logged.
+  eval::GateVerdict judge(const eval::GateMetrics& m, uint64_t active_version, storage::Run& run) const;
+  RunSets build_dataset(const Plan& plan, storage::Run& run, const train::TrainOptions& o);
+  train::TrainResult train_candidate(const RunSets& sets, storage::Run& run, const train::TrainOptions& o);
+  eval::GateMetrics validate(const RunSets& sets, const adapter::Adapter* candidate,
+                             const adapter::Adapter* active, const train::TrainOptions& o);
+  // Records the run's end (state, verdict, finish time) and updates the counters.
+  void finish(storage::Run& run, const Plan& plan, storage::RunState state, const std::string& verdict);
+  // Encodes one stored example for training (with the configured system message when
+  // train.with_system_prompt); skips and logs one that cannot be encoded.
+  void encode_into(const storage::Example& e, std::vector<train::Example>* out) const;
 
   LearnerOptions options_;
   storage::Store& store_;
-  AdapterRegistry& registry_;
+  AdapterLifecycle& lifecycle_;
+  const AdapterRegistry& registry_;
   Engine& engine_;
   std::shared_ptr<const generate::ChatModel> model_;
   // The canary's base answers (eval::canary_reference), made by the first run's
@@ -148,6 +163,9 @@ class Learner {
   // (the failed run's through_state_seq), so they do not restart the same run every
   // second; its examples stay new for the next run (`train now`, or once more arrive).
   uint64_t auto_hold_seq_ = 0;  // guarded by mu_
+  // Passes of the loop that looked for a due automatic trigger (status() "checks": a test
+  // that asserts a run did NOT start waits for the loop to have looked). Guarded by mu_.
+  uint64_t trigger_checks_ = 0;
   std::thread thread_;
 };
 

@@ -1,4 +1,4 @@
-#include "daemon/adapter_registry.h"
+#include "daemon/serve/adapter_registry.h"
 
 #include <filesystem>
 
@@ -12,9 +12,20 @@ namespace {
 constexpr size_t kCachedVersions = 4;
 }
 
+std::string adapter_key(uint64_t version) { return version == 0 ? "base" : "v" + std::to_string(version); }
+
+bool servable(const storage::Adapter& record) {
+  if (record.state == storage::AdapterState::kPruned) return false;
+  return record.state != storage::AdapterState::kRejected || record.pinned;
+}
+
 AdapterRegistry::AdapterRegistry(std::string state_dir, model::ModelConfig config,
                                  adapter::PeftLoadOptions options, storage::Store& store)
-    : state_dir_(std::move(state_dir)), config_(std::move(config)), options_(options), store_(store) {
+    : state_dir_(std::move(state_dir)),
+      config_(std::move(config)),
+      options_(options),
+      store_(store),
+      cache_(kCachedVersions) {
   auto v = store_.active_adapter_version();
   if (!v.ok() || *v == 0) return;
   auto loaded = load(*v);
@@ -40,11 +51,8 @@ std::string AdapterRegistry::absolute_path(const storage::Adapter& record) const
 storage::Result<std::shared_ptr<const adapter::Adapter>> AdapterRegistry::load(uint64_t version) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    for (auto it = cache_.begin(); it != cache_.end(); ++it) {
-      if (it->first == version) {
-        cache_.splice(cache_.begin(), cache_, it);
-        return cache_.front().second;
-      }
+    if (const ActiveAdapter* hit = cache_.use_if([&](const ActiveAdapter& a) { return a.version == version; })) {
+      return hit->adapter;
     }
   }
   auto record = store_.get_adapter(version);
@@ -56,8 +64,7 @@ storage::Result<std::shared_ptr<const adapter::Adapter>> AdapterRegistry::load(u
     return storage::Status::Corruption(e.what());
   }
   std::lock_guard<std::mutex> lock(mu_);
-  cache_.emplace_front(version, loaded);
-  while (cache_.size() > kCachedVersions) cache_.pop_back();
+  cache_.push({version, loaded});
   return loaded;
 }
 
@@ -68,26 +75,14 @@ storage::Result<std::shared_ptr<const adapter::Adapter>> AdapterRegistry::get(ui
   }
   auto record = store_.get_adapter(version);
   if (!record.ok()) return record.status();
-  if (record->state == storage::AdapterState::kRejected && !record->pinned) {
+  if (record->state == storage::AdapterState::kPruned) {
+    return storage::Status::NotFound("adapter v" + std::to_string(version) + " was pruned (its files are gone)");
+  }
+  if (!servable(*record)) {
     return storage::Status::NotFound("adapter v" + std::to_string(version) +
                                      " was rejected by the gate (pin it to serve it)");
   }
   return load(version);
-}
-
-storage::Status AdapterRegistry::activate(uint64_t version) {
-  if (version == 0) {  // the base model
-    storage::Status st = store_.set_active_adapter(0);
-    if (!st.ok()) return st;
-    install(0, nullptr);
-    return storage::Status::OK();
-  }
-  auto loaded = load(version);
-  if (!loaded.ok()) return loaded.status();
-  storage::Status st = store_.set_active_adapter(version);
-  if (!st.ok()) return st;
-  install(version, *loaded);
-  return storage::Status::OK();
 }
 
 void AdapterRegistry::install(uint64_t version, std::shared_ptr<const adapter::Adapter> adapter) {

@@ -1,17 +1,19 @@
 // Which LoRA adapter answers `kaizen`, and the published versions `kaizen@vN` can pin.
-// The active adapter is an RCU pointer (DESIGN.md decision 2): readers take a
+// The active adapter is an RCU pointer (docs/DESIGN.md decision 2): readers take a
 // shared_ptr copy at request start; activate() swaps it, and the old adapter is freed
-// when its last request ends. Loaded versions are cached (small LRU).
+// when its last request ends. Loaded versions are cached (serve/lru.h). Which version is
+// active on disk and when it changes is the adapter lifecycle's business
+// (learn/adapter_lifecycle.h); the registry holds what serves.
 //
 // Thread-safe: every method may be called from any thread.
 #pragma once
 
 #include <cstdint>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <string>
 
+#include "daemon/serve/lru.h"
 #include "learning/adapter/adapter.h"
 #include "learning/adapter/peft.h"
 #include "learning/model/config.h"
@@ -24,6 +26,14 @@ struct ActiveAdapter {
   std::shared_ptr<const adapter::Adapter> adapter;  // null when version == 0
 };
 
+// The name of an adapter's contents in the engine's caches and logs: "v7", or "base" for
+// version 0 (no adapter).
+std::string adapter_key(uint64_t version);
+
+// Whether a recorded version may answer `kaizen@vN` and is listed by /v1/models: its
+// files exist (not pruned) and the gate passed it, or an operator pinned it.
+bool servable(const storage::Adapter& record);
+
 class AdapterRegistry {
  public:
   // Reads the active version from the store and loads it. A recorded active adapter
@@ -33,25 +43,23 @@ class AdapterRegistry {
                   storage::Store& store);
 
   ActiveAdapter active() const;
-  // A published version (any state but rejected unless pinned). NotFound when unknown.
+  // A servable version (see servable()). NotFound when unknown or not servable.
   storage::Result<std::shared_ptr<const adapter::Adapter>> get(uint64_t version);
-  // Makes `version` active on disk (one synced batch) and then in memory.
-  storage::Status activate(uint64_t version);
-  // Installs an already-loaded adapter as active in memory (after the learner published it).
+  // Loads any recorded version's files (cached), whatever its state.
+  storage::Result<std::shared_ptr<const adapter::Adapter>> load(uint64_t version);
+  // Makes `adapter` the active one in memory (RCU swap); version 0 / nullptr = base.
   void install(uint64_t version, std::shared_ptr<const adapter::Adapter> adapter);
   std::string absolute_path(const storage::Adapter& record) const;
   const std::string& load_problem() const { return load_problem_; }
 
  private:
-  storage::Result<std::shared_ptr<const adapter::Adapter>> load(uint64_t version);
-
   std::string state_dir_;
   model::ModelConfig config_;
   adapter::PeftLoadOptions options_;
   storage::Store& store_;
   mutable std::mutex mu_;  // guards active_, cache_, load_problem_
   ActiveAdapter active_;
-  std::list<std::pair<uint64_t, std::shared_ptr<const adapter::Adapter>>> cache_;  // MRU first
+  Lru<ActiveAdapter> cache_;  // loaded versions
   std::string load_problem_;
 };
 

@@ -1,16 +1,15 @@
-#include "daemon/chat_gate.h"
+#include "daemon/serve/chat_admission.h"
 
 namespace kaizen::daemon {
 
-ChatGate::ChatGate(int64_t max_active, int64_t max_queued)
-    : max_active_(max_active), max_queued_(max_queued) {}
+ChatGate::ChatGate(std::shared_ptr<ChatLimits> limits) : limits_(std::move(limits)) {}
 
 ChatGate::Admit ChatGate::admit(std::function<void()> start, uint64_t* ticket) {
   {
     std::lock_guard<std::mutex> lock(mu_);
     *ticket = next_ticket_++;
-    if (active_ >= max_active_ || !queue_.empty()) {
-      if (static_cast<int64_t>(queue_.size()) >= max_queued_) return Admit::kRejected;
+    if (active_ >= limits_->max_active() || !queue_.empty()) {
+      if (static_cast<int64_t>(queue_.size()) >= limits_->max_queued()) return Admit::kRejected;
       queue_.push_back({*ticket, std::move(start)});
       return Admit::kQueued;
     }
@@ -22,7 +21,7 @@ ChatGate::Admit ChatGate::admit(std::function<void()> start, uint64_t* ticket) {
 
 std::deque<std::function<void()>> ChatGate::take_startable_locked() {
   std::deque<std::function<void()>> ready;
-  while (active_ < max_active_ && !queue_.empty()) {
+  while (active_ < limits_->max_active() && !queue_.empty()) {
     ++active_;
     ready.push_back(std::move(queue_.front().start));
     queue_.pop_front();
@@ -55,8 +54,7 @@ void ChatGate::set_limits(int64_t max_active, int64_t max_queued) {
   std::deque<std::function<void()>> ready;
   {
     std::lock_guard<std::mutex> lock(mu_);
-    max_active_ = max_active;
-    max_queued_ = max_queued;
+    limits_->set(max_active, max_queued);
     ready = take_startable_locked();
   }
   for (auto& f : ready) f();

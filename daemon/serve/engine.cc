@@ -1,4 +1,4 @@
-#include "daemon/engine.h"
+#include "daemon/serve/engine.h"
 #include "daemon/log.h"
 
 #include <algorithm>
@@ -19,7 +19,10 @@ std::shared_ptr<spdlog::logger> engine_log() {
 }  // namespace
 
 Engine::Engine(std::shared_ptr<const generate::ChatModel> model, EngineOptions options)
-    : model_(std::move(model)), options_(options) {
+    : model_(std::move(model)),
+      options_(std::move(options)),
+      prefixes_(static_cast<int64_t>(options_.prefix_cache_entries)),
+      conversations_(options_.conversation_cache_bytes, [](const Conversation& c) { return c.bytes; }) {
   thread_ = std::thread([this] { run(); });
 }
 
@@ -35,12 +38,22 @@ Engine::~Engine() {
 bool Engine::submit(std::shared_ptr<EngineJob> job) {
   {
     std::lock_guard<std::mutex> lock(mu_);
-    if (stopping_ || queue_.size() >= options_.max_queue) return false;
+    if (stopping_ || queue_.size() >= max_queue()) return false;
     job->submitted = std::chrono::steady_clock::now();
     queue_.push_back(std::move(job));
   }
   cv_.notify_one();
   return true;
+}
+
+size_t Engine::max_active() const {
+  return options_.limits ? static_cast<size_t>(options_.limits->max_active()) : options_.max_active;
+}
+
+size_t Engine::max_queue() const {
+  // At least one: the admission gate in front has already counted the chat as admitted.
+  return options_.limits ? static_cast<size_t>(std::max<int64_t>(1, options_.limits->max_queued()))
+                         : options_.max_queue;
 }
 
 size_t Engine::waiting() const {
@@ -92,16 +105,13 @@ bool Engine::same_prefix(const EngineJob& a, const EngineJob& b) {
 }
 
 std::shared_ptr<const model::KVCache> Engine::cached_prefix(const EngineJob& job) {
-  for (auto it = prefixes_.begin(); it != prefixes_.end(); ++it) {
-    if (prefix_is(job, it->adapter_key, it->tokens.begin(), it->tokens.size())) {
-      prefixes_.splice(prefixes_.begin(), prefixes_, it);
-      std::lock_guard<std::mutex> lock(mu_);
-      stats_.prefix_hits++;
-      stats_.prefix_tokens_reused += job.prefix_len;
-      return prefixes_.front().cache;
-    }
-  }
-  return nullptr;
+  const Prefix* p =
+      prefixes_.use_if([&](const Prefix& c) { return prefix_is(job, c.adapter_key, c.tokens.begin(), c.tokens.size()); });
+  if (!p) return nullptr;
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.prefix_hits++;
+  stats_.prefix_tokens_reused += job.prefix_len;
+  return p->cache;
 }
 
 bool Engine::continue_conversation(Active& a) {
@@ -126,17 +136,17 @@ bool Engine::continue_conversation(Active& a) {
   const bool take = 2 * best_len >= best->tokens.size();
   model::KVCache cache = take ? std::move(best->cache) : best->cache.slice(0, static_cast<int64_t>(best_len));
   if (take) {
-    forget_conversation(best);
+    conversations_.erase(best);
     cache.truncate(0, static_cast<int64_t>(best_len));
   } else {
-    conversations_.splice(conversations_.begin(), conversations_, best);
+    conversations_.touch(best);
   }
   a.generation = std::make_unique<generate::Generation>(*model_->decoder, model_->tokenizer, job.prompt,
                                                         job.adapter.get(), job.options, std::move(cache));
   std::lock_guard<std::mutex> lock(mu_);
   stats_.conversation_hits++;
   stats_.conversation_tokens_reused += best_len;
-  stats_.conversation_cache_bytes = conversation_bytes_;
+  stats_.conversation_cache_bytes = conversations_.weight();
   return true;
 }
 
@@ -145,18 +155,11 @@ void Engine::keep_conversation(Active& a) {
   const int64_t len = g.cache().length(0);
   const int64_t bytes = g.cache().bytes();
   if (len < static_cast<int64_t>(kMinReuseGain) || bytes > options_.conversation_cache_bytes) return;
-  conversations_.push_front(Conversation{a.job->adapter_key,
-                                         std::vector<int64_t>(g.tokens().begin(), g.tokens().begin() + len),
-                                         g.take_cache(), bytes});
-  conversation_bytes_ += bytes;
-  while (conversation_bytes_ > options_.conversation_cache_bytes) forget_conversation(std::prev(conversations_.end()));
+  conversations_.push(Conversation{a.job->adapter_key,
+                                   std::vector<int64_t>(g.tokens().begin(), g.tokens().begin() + len),
+                                   g.take_cache(), bytes});
   std::lock_guard<std::mutex> lock(mu_);
-  stats_.conversation_cache_bytes = conversation_bytes_;
-}
-
-std::list<Engine::Conversation>::iterator Engine::forget_conversation(std::list<Conversation>::iterator it) {
-  conversation_bytes_ -= it->bytes;
-  return conversations_.erase(it);
+  stats_.conversation_cache_bytes = conversations_.weight();
 }
 
 bool Engine::start(Active& a, const std::vector<Active>& active) {
@@ -206,8 +209,7 @@ void Engine::step_alone(Active& a, int64_t max_prompt_tokens) {
       p.adapter_key = job.adapter_key;
       p.tokens.assign(job.prompt.begin(), job.prompt.begin() + prefix_len);
       p.cache = std::make_shared<model::KVCache>(g.cache().slice(0, prefix_len));
-      prefixes_.push_front(std::move(p));
-      while (prefixes_.size() > options_.prefix_cache_entries) prefixes_.pop_back();
+      prefixes_.push(std::move(p));
     }
     deliver(a, delta);
   } catch (const std::exception& e) {
@@ -277,14 +279,13 @@ void Engine::run() {
       cv_.wait(lock, [&] { return stopping_ || !queue_.empty() || !active.empty() || !drop_keys_.empty(); });
       if (stopping_) break;
       for (const auto& key : drop_keys_) {
-        prefixes_.remove_if([&](const Prefix& p) { return p.adapter_key == key; });
-        for (auto it = conversations_.begin(); it != conversations_.end();) {
-          it = it->adapter_key == key ? forget_conversation(it) : std::next(it);
-        }
-        stats_.conversation_cache_bytes = conversation_bytes_;
+        prefixes_.erase_if([&](const Prefix& p) { return p.adapter_key == key; });
+        conversations_.erase_if([&](const Conversation& c) { return c.adapter_key == key; });
+        stats_.conversation_cache_bytes = conversations_.weight();
       }
       drop_keys_.clear();
-      while (active.size() < options_.max_active && !queue_.empty()) {
+      const size_t limit = max_active();
+      while (active.size() < limit && !queue_.empty()) {
         active.push_back({std::move(queue_.front()), nullptr});
         queue_.pop_front();
       }

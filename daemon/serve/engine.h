@@ -1,4 +1,5 @@
-// The engine: one thread that owns generation on the device (DESIGN.md decision 7).
+// The engine: one thread that owns generation on the device (docs/DESIGN.md decision 7,
+// §Request path step 7).
 // Asio threads submit jobs; the engine runs up to max_active jobs at once. Each turn it
 // feeds up to prefill_chunk prompt tokens of the jobs still prefilling (oldest first;
 // all of them when no job is decoding), then advances every decoding job by one token
@@ -36,6 +37,8 @@
 #include <thread>
 #include <vector>
 
+#include "daemon/serve/chat_admission.h"
+#include "daemon/serve/lru.h"
 #include "learning/adapter/adapter.h"
 #include "learning/generate/chat_model.h"
 #include "learning/generate/generator.h"
@@ -45,6 +48,9 @@ namespace kaizen::daemon {
 struct EngineOptions {
   size_t max_queue = 64;             // jobs waiting to start; submit() refuses beyond it
   size_t max_active = 8;             // jobs being generated at the same time
+  // When set, max_active and max_queue come from here at every turn instead (kaizend:
+  // the limits the HTTP admission gate reads too, so a SIGHUP reload reaches both).
+  std::shared_ptr<const ChatLimits> limits;
   size_t max_batch = 8;              // decode rows per batched forward; 1 = one job per forward
   size_t prefill_chunk = 0;          // prompt tokens fed per turn while others decode; 0 = no limit
   size_t prefix_cache_entries = 16;  // cached prefixes (LRU over all adapter versions)
@@ -154,8 +160,8 @@ class Engine {
   bool continue_conversation(Active& a);
   // Keeps a finished job's KV for the conversation's next turn.
   void keep_conversation(Active& a);
-  // Drops a kept conversation (and its bytes from the count); returns the next one.
-  std::list<Conversation>::iterator forget_conversation(std::list<Conversation>::iterator it);
+  size_t max_active() const;
+  size_t max_queue() const;
 
   std::shared_ptr<const generate::ChatModel> model_;
   EngineOptions options_;
@@ -169,9 +175,8 @@ class Engine {
   EngineStats stats_;
   std::deque<JobLatency> latencies_;
 
-  std::list<Prefix> prefixes_;  // engine thread only; front = most recently used
-  std::list<Conversation> conversations_;  // engine thread only; front = most recent
-  int64_t conversation_bytes_ = 0;
+  Lru<Prefix> prefixes_;              // engine thread only; prefix_cache_entries entries
+  Lru<Conversation> conversations_;   // engine thread only; conversation_cache_bytes bytes
   std::thread thread_;
 };
 

@@ -1,4 +1,4 @@
-// A LoRA adapter as a value (DESIGN.md decision 2): per decoder layer and target
+// A LoRA adapter as a value (docs/DESIGN.md decision 2): per decoder layer and target
 // projection, A (r, in) and B (out, r), applied as y = W x + scale * B (A x).
 // Serving shares adapters as std::shared_ptr<const Adapter>; the decoder never
 // mutates one. Training builds its own Adapter whose tensors require grad.

@@ -1,4 +1,4 @@
-// Hugging Face PEFT LoRA adapters on disk (DESIGN.md decision 4, REFERENCE.md "HF PEFT
+// Hugging Face PEFT LoRA adapters on disk (docs/DESIGN.md decision 4, REFERENCE.md "HF PEFT
 // LoRA adapter on disk"):
 //   DIR/adapter_config.json        peft_type LORA, task_type CAUSAL_LM, r, lora_alpha,
 //                                  target_modules, bias "none", use_rslora, ...

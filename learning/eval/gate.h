@@ -1,4 +1,4 @@
-// The acceptance gate of the continual-learning loop (DESIGN.md "Continual learning
+// The acceptance gate of the continual-learning loop (docs/DESIGN.md §6 "Continual learning
 // loop", step 4): a candidate adapter replaces the active one only when it
 //   learn:  knows the new examples — teacher-forced answer-token accuracy >= learn_min
 //           and greedy exact match >= learn_exact_min;

@@ -1,4 +1,5 @@
 #include "daemon/config.h"
+#include "daemon/config_keys.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -194,6 +195,18 @@ TEST(ConfigTest, DescribeMasksSecretsAndRoundTrips) {
   EXPECT_TRUE(errors.empty()) << all(errors);
   EXPECT_EQ(c2.limits.max_tokens, 77);
   EXPECT_EQ(c2.allowed_hosts, c.allowed_hosts);
+}
+
+// Secrecy is declared on the key (config_keys.cc), not by its position in the table: the
+// API key is the one secret, and every other key prints its value.
+TEST(ConfigKeys, SecrecyIsDeclaredOnTheKeyItself) {
+  const Key* api_key = find_key("api_key");
+  ASSERT_NE(api_key, nullptr);
+  EXPECT_TRUE(api_key->secret);
+  for (const Key& k : keys()) {
+    if (k.name != "api_key") EXPECT_FALSE(k.secret) << k.name;
+  }
+  EXPECT_EQ(find_key("no_such_key"), nullptr);
 }
 
 }  // namespace

@@ -16,7 +16,7 @@
 #include <gtest/gtest.h>
 #include <torch/torch.h>
 
-#include "daemon/engine.h"
+#include "daemon/serve/engine.h"
 #include "learning/adapter/peft.h"
 #include "learning/generate/chat_model.h"
 #include "learning/generate/generator.h"

@@ -10,7 +10,7 @@
 #include "daemon/config.h"
 #include "daemon/log.h"
 #include "daemon/sd_notify.h"
-#include "daemon/server.h"
+#include "daemon/http/server.h"
 #include "fake_service.h"
 
 using namespace kaizen::daemon;

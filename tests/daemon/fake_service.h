@@ -40,8 +40,8 @@ class FakeService : public Service {
   Result<FeedbackAck> submit_feedback(FeedbackRequest request) override;
   Health health() override;
   std::string metrics_text() override;
-  Result<nlohmann::json> admin(const std::string& op, const nlohmann::json& args,
-                               const PeerInfo& peer) override;
+  Result<nlohmann::json> admin(const std::string& method, const std::string& op,
+                               const nlohmann::json& args, const PeerInfo& peer) override;
 
   // Observations for assertions.
   ChatRequest last_request() const;

@@ -159,8 +159,8 @@ std::string FakeService::metrics_text() {
          std::to_string(chats_started_.load()) + "\n";
 }
 
-Result<nlohmann::json> FakeService::admin(const std::string& op, const nlohmann::json& args,
-                                          const PeerInfo& peer) {
+Result<nlohmann::json> FakeService::admin(const std::string& /*method*/, const std::string& op,
+                                          const nlohmann::json& args, const PeerInfo& peer) {
   if (op == "status")
     return nlohmann::json{{"ok", true}, {"chats", chats_started_.load()}};
   if (op == "echo")

@@ -9,7 +9,7 @@
 
 #include <nlohmann/json.hpp>
 
-#include "daemon/server.h"
+#include "daemon/http/server.h"
 #include "fake_service.h"
 
 namespace kaizen::daemon::testing {

@@ -1,4 +1,4 @@
-#include "daemon/openai_json.h"
+#include "daemon/http/openai_json.h"
 
 #include <gtest/gtest.h>
 

@@ -20,6 +20,7 @@
 
 #include "daemon/sd_notify.h"
 #include "http_client.h"
+#include "testing/kaizen_test.h"
 
 namespace kaizen::daemon::testing {
 namespace {
@@ -68,14 +69,19 @@ struct NotifySocket {
     ssize_t n = ::recv(fd, buf, sizeof(buf), 0);
     return n > 0 ? std::string(buf, static_cast<size_t>(n)) : "";
   }
-  // Waits for a datagram containing `needle`.
+  // Waits for a datagram containing `needle`; on timeout fails (naming the needle and
+  // the last datagram seen) and returns false.
   bool wait_for(const std::string& needle, std::chrono::milliseconds timeout = 10000ms) {
     auto deadline = std::chrono::steady_clock::now() + timeout;
+    std::string last = "(none)";
     while (std::chrono::steady_clock::now() < deadline) {
       std::string m = next(std::chrono::duration_cast<std::chrono::milliseconds>(
           deadline - std::chrono::steady_clock::now()));
       if (m.find(needle) != std::string::npos) return true;
+      if (!m.empty()) last = m;
     }
+    ADD_FAILURE() << "timed out after " << timeout.count() << " ms waiting for a notification with \""
+                  << needle << "\"; last datagram: \"" << last << "\"";
     return false;
   }
 };
@@ -209,8 +215,9 @@ TEST(ProcessTest, SighupReloadsApiKeyAndRefusesBadConfig) {
   std::string conf = temp_path("reload") + ".conf";
   std::string sock = temp_path("reload") + ".sock";
   std::ofstream(conf) << "listen = 127.0.0.1:0\nsocket = " << sock << "\napi_key = old-key\n";
+  NotifySocket ns;  // the server reports each reload's outcome as STATUS=
   Child c;
-  spawn(&c, fake_server_bin(), {"--config=" + conf, "--log_level=warn"}, {});
+  spawn(&c, fake_server_bin(), {"--config=" + conf, "--log_level=warn"}, {"NOTIFY_SOCKET=" + ns.path});
   ASSERT_TRUE(read_port(&c));
   auto models = [&](const std::string& key) {
     return tcp_request(c.port, make_request("GET", "/v1/models", "", {"Authorization: Bearer " + key}))
@@ -220,13 +227,15 @@ TEST(ProcessTest, SighupReloadsApiKeyAndRefusesBadConfig) {
   std::ofstream(conf) << "listen = 127.0.0.1:0\nsocket = " << sock << "\napi_key = new-key\n";
   ::kill(c.pid, SIGHUP);
   int status = 0;
-  for (int i = 0; i < 100 && (status = models("new-key")) != 200; ++i) std::this_thread::sleep_for(20ms);
+  ::kaizen::testing::wait_until([&] { return (status = models("new-key")) == 200; }, 10000ms,
+                                "SIGHUP to make new-key valid (GET /v1/models 200)",
+                                [&] { return "status " + std::to_string(status); });
   EXPECT_EQ(status, 200);
   EXPECT_EQ(models("old-key"), 401);
   // A broken file is refused as a whole; the running config stays.
   std::ofstream(conf) << "api_key = newer-key\nnot_a_key = 1\n";
   ::kill(c.pid, SIGHUP);
-  std::this_thread::sleep_for(300ms);
+  EXPECT_TRUE(ns.wait_for("STATUS=config reload refused"));  // the server has read and refused it
   EXPECT_EQ(models("new-key"), 200);
   EXPECT_EQ(models("newer-key"), 401);
   ::kill(c.pid, SIGTERM);

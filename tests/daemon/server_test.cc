@@ -1,6 +1,8 @@
 // HTTP-layer tests: a real Server on loopback TCP and a temp Unix socket, backed by
 // FakeService, driven by a raw-socket client (http_client.h) and by curl.
-#include "daemon/server.h"
+#include "daemon/http/server.h"
+
+#include "daemon/deferred_service.h"
 
 #include <gtest/gtest.h>
 #include <poll.h>
@@ -8,22 +10,38 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
+#include <cstdint>
 #include <cstdio>
+#include <cstdlib>
 #include <string>
 #include <atomic>
 #include <thread>
 #include <vector>
 
 #include "http_client.h"
+#include "testing/kaizen_test.h"
 
 namespace kaizen::daemon::testing {
 namespace {
 
 using json = nlohmann::json;
 using namespace std::chrono_literals;
+using ::kaizen::testing::wait_until;
 
 std::string bearer() { return std::string("Authorization: Bearer ") + kToken; }
+
+// The value of the sample `name` (with its labels, exactly as rendered, e.g.
+// kaizen_http_requests_total{route="chat",status="429"}) in Prometheus text, or -1 when
+// there is no such line (a labelled counter appears only once counted).
+int64_t sample(const std::string& text, const std::string& name) {
+  const std::string key = name + " ";
+  for (size_t at = text.find(key); at != std::string::npos; at = text.find(key, at + 1)) {
+    if (at == 0 || text[at - 1] == '\n') return std::atoll(text.c_str() + at + key.size());
+  }
+  return -1;
+}
 
 HttpResponse get(uint16_t port, const std::string& target, std::vector<std::string> headers = {},
                  const std::string& host = "localhost") {
@@ -174,6 +192,45 @@ TEST(ServerTest, ChatCompletionStreamingSse) {
   EXPECT_EQ(finish, "stop");
   EXPECT_EQ(usage["completion_tokens"], 4);
   EXPECT_EQ(id.rfind("msg_", 0), 0u);
+}
+
+// kaizend serves a DeferredService while the model loads: the sockets answer from the
+// start, /healthz says 503 and what is loading, the API routes 503 with Retry-After; once
+// the real Service is installed everything goes to it.
+TEST(ServerTest, WhileTheModelLoadsHealthzIs503AndTheApiSaysRetry) {
+  Config config = TestServer::default_config();
+  DeferredService deferred("loading model /srv/qwen3");
+  ServerOptions opts;
+  opts.use_socket_activation = false;
+  opts.handle_signals = false;
+  Server server(config, deferred, opts);
+  ASSERT_EQ(server.start(), "");
+  std::thread runner([&] { server.run(); });
+
+  HttpResponse h = get(server.tcp_port(), "/healthz");
+  EXPECT_EQ(h.status, 503) << h.body;
+  EXPECT_EQ(h.json()["status"], "starting");
+  EXPECT_EQ(h.json()["detail"], "loading model /srv/qwen3");
+  HttpResponse m = get(server.tcp_port(), "/v1/models", {bearer()});
+  expect_openai_error(m, 503, "service_unavailable");
+  EXPECT_FALSE(m.header("retry-after").empty());
+  HttpResponse c = tcp_request(server.tcp_port(), make_request("POST", "/v1/chat/completions",
+                                                               chat_body("hi", false), {bearer()}));
+  expect_openai_error(c, 503, "service_unavailable");
+  EXPECT_FALSE(c.header("retry-after").empty());
+  expect_openai_error(unix_request(config.socket, make_request("POST", "/admin/status", "{}")), 503,
+                      "service_unavailable");
+
+  deferred.install(std::make_unique<FakeService>());
+  h = get(server.tcp_port(), "/healthz");
+  EXPECT_EQ(h.status, 200) << h.body;
+  EXPECT_EQ(h.json()["status"], "ok");
+  EXPECT_EQ(get(server.tcp_port(), "/v1/models", {bearer()}).status, 200);
+  EXPECT_EQ(unix_request(config.socket, make_request("POST", "/admin/status", "{}")).status, 200);
+
+  server.stop();
+  runner.join();
+  deferred.reset();  // the Service goes before the Server (service.h)
 }
 
 TEST(ServerTest, ServiceErrorsKeepTheirStatus) {
@@ -402,6 +459,13 @@ TEST(ServerTest, QueueOverflowGets429WithRetryAfter) {
   c.limits.max_queued_chats = 2;
   c.limits.retry_after_s = 7;
   TestServer s(c);
+  // Chats the gate has taken in: running + waiting + refused (429, counted once written).
+  std::string m;
+  auto admitted = [&] {
+    m = s.server().metrics_text();
+    const int64_t refused = sample(m, "kaizen_http_requests_total{route=\"chat\",status=\"429\"}");
+    return sample(m, "kaizen_http_chats_active") + sample(m, "kaizen_http_chats_queued") + std::max<int64_t>(refused, 0);
+  };
   std::vector<int> fds;
   for (int i = 0; i < 6; ++i) {
     int fd = connect_tcp(s.port());
@@ -409,7 +473,12 @@ TEST(ServerTest, QueueOverflowGets429WithRetryAfter) {
                               chat_body("__long__", false, "kaizen", {{"max_tokens", 100}}),
                               {bearer()}));
     fds.push_back(fd);
-    std::this_thread::sleep_for(30ms);  // arrival order = queue order
+    // Arrival order = queue order: the gate has placed this one before the next is sent
+    // (the first one also handed to the engine, so its slot's gauge update is done).
+    wait_until([&] { return admitted() >= i + 1 && (i > 0 || s.service().chats_started() >= 1); }, 5000ms,
+               "chat " + std::to_string(i) + " started, queued or refused (active + queued + 429s >= " +
+                   std::to_string(i + 1) + ")",
+               [&] { return m; });
   }
   int ok = 0, limited = 0;
   for (int fd : fds) {
@@ -440,10 +509,24 @@ TEST(ServerTest, ClientDisconnectCancelsGeneration) {
   // Non-streaming: hang up while the engine works.
   fd = connect_tcp(s.port());
   send_all(fd, make_request("POST", "/v1/chat/completions", chat_body("__long__"), {bearer()}));
-  std::this_thread::sleep_for(50ms);
+  int64_t started = 0;
+  wait_until([&] { return (started = s.service().chats_started()) >= 2; }, 5000ms,
+             "the engine to start the second chat (chats_started >= 2)",
+             [&] { return "chats_started " + std::to_string(started); });
   ::close(fd);
-  for (int i = 0; i < 100 && s.service().chats_cancelled() < 2; ++i) std::this_thread::sleep_for(20ms);
+  int64_t cancelled = 0;
+  wait_until([&] { return (cancelled = s.service().chats_cancelled()) >= 2; }, 5000ms,
+             "the engine to cancel both chats (chats_cancelled >= 2)",
+             [&] { return "chats_cancelled " + std::to_string(cancelled); });
   EXPECT_EQ(s.service().chats_cancelled(), 2);
+  // The engine counts a cancel before the session hears of it and frees the slot.
+  std::string hm;
+  wait_until(
+      [&] {
+        hm = s.server().metrics_text();
+        return sample(hm, "kaizen_http_chats_cancelled_total") >= 2 && sample(hm, "kaizen_http_chats_active") == 0;
+      },
+      5000ms, "the HTTP layer to count 2 cancelled chats and none active", [&] { return hm; });
   std::string m = get(s.port(), "/metrics", {bearer()}).body;
   EXPECT_NE(m.find("kaizen_http_chats_cancelled_total 2"), std::string::npos) << m;
   EXPECT_NE(m.find("kaizen_http_chats_active 0"), std::string::npos) << m;
@@ -470,11 +553,12 @@ TEST(ServerTest, MetricsExposition) {
     }
     return std::string();
   };
-  for (int i = 0; i < 250; ++i) {
-    r = get(s.port(), "/metrics", {bearer()});
-    if (missing().empty()) break;
-    std::this_thread::sleep_for(20ms);
-  }
+  wait_until(
+      [&] {
+        r = get(s.port(), "/metrics", {bearer()});
+        return missing().empty();
+      },
+      10000ms, "every wanted /metrics line", [&] { return "missing \"" + missing() + "\" in:\n" + r.body; });
   ASSERT_EQ(r.status, 200);
   EXPECT_EQ(r.header("content-type").rfind("text/plain; version=0.0.4", 0), 0u);
   EXPECT_EQ(missing(), "") << r.body;
@@ -507,10 +591,12 @@ TEST(ServerTest, HangingUpRightAfterTheAnswerCountsAsServed) {
   const std::string served =
       "kaizen_http_requests_total{route=\"chat\",status=\"200\"} " + std::to_string(kChats) + "\n";
   std::string m;
-  for (int i = 0; i < 250 && m.find(served) == std::string::npos; ++i) {
-    if (i > 0) std::this_thread::sleep_for(20ms);
-    m = get(s.port(), "/metrics", {bearer()}).body;
-  }
+  wait_until(
+      [&] {
+        m = get(s.port(), "/metrics", {bearer()}).body;
+        return m.find(served) != std::string::npos;
+      },
+      10000ms, "/metrics to count " + std::to_string(kChats) + " chats served (200)", [&] { return m; });
   EXPECT_NE(m.find(served), std::string::npos) << m;
   EXPECT_EQ(m.find("status=\"499\""), std::string::npos) << m;
   EXPECT_NE(m.find("kaizen_http_chats_cancelled_total 0"), std::string::npos) << m;

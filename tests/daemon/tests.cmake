@@ -37,7 +37,7 @@ endif()
 
 # Fuzzing: libFuzzer with clang when it links; else a g++ corpus replayer.
 set(KAIZEN_FUZZ_SOURCES ${KAIZEN_DAEMON_TEST_DIR}/fuzz_chat_request.cc
-                        ${CMAKE_SOURCE_DIR}/daemon/openai_json.cc
+                        ${CMAKE_SOURCE_DIR}/daemon/http/openai_json.cc
                         ${CMAKE_SOURCE_DIR}/daemon/service.cc)
 find_program(KAIZEN_CLANGXX clang++)
 set(KAIZEN_LIBFUZZER OFF)
@@ -58,7 +58,7 @@ if(KAIZEN_LIBFUZZER)
     COMMAND ${KAIZEN_CLANGXX} -std=c++17 -O1 -g -fsanitize=fuzzer,address,undefined
             -fno-sanitize-recover=undefined -I${CMAKE_SOURCE_DIR} ${KAIZEN_FUZZ_SOURCES}
             -o ${KAIZEN_FUZZ_BIN}
-    DEPENDS ${KAIZEN_FUZZ_SOURCES} ${CMAKE_SOURCE_DIR}/daemon/openai_json.h
+    DEPENDS ${KAIZEN_FUZZ_SOURCES} ${CMAKE_SOURCE_DIR}/daemon/http/openai_json.h
             ${CMAKE_SOURCE_DIR}/daemon/service.h ${CMAKE_SOURCE_DIR}/daemon/config.h
     COMMENT "Building libFuzzer target fuzz_chat_request (clang)")
   add_custom_target(fuzz_chat_request ALL DEPENDS ${KAIZEN_FUZZ_BIN})

@@ -10,8 +10,8 @@
 #include <nlohmann/json.hpp>
 
 #include "daemon/config.h"
-#include "daemon/kaizen_service.h"
-#include "daemon/server.h"
+#include "daemon/serve/kaizen_service.h"
+#include "daemon/http/server.h"
 #include "http_client.h"
 #include "real_server.h"
 #include "learning/generate/chat_model.h"

@@ -41,8 +41,13 @@ function startKaizend() {
     let out = '';
     const onData = (d) => {
       out += d;
+      // The sockets are up (event=listening) before the model has loaded; requests are
+      // answered once the service is ready (event=serving; /healthz says 503 until then).
       const m = out.match(/event=listening .*tcp="127\.0\.0\.1:(\d+)"/);
-      if (m) { child.removeListener('exit', onEarlyExit); resolve({ child, port: Number(m[1]) }); }
+      if (m && /event=serving/.test(out)) {
+        child.removeListener('exit', onEarlyExit);
+        resolve({ child, port: Number(m[1]) });
+      }
     };
     const onEarlyExit = (code) => reject(new Error(`kaizend exited early with ${code}:\n${out}`));
     child.stdout.on('data', onData);

@@ -4,9 +4,12 @@
 // run, nothing skipped; paraphrases given with an imported fact are held out of training
 // and scored by the gate (paraphrase_* metrics on the run record); the same proposal
 // from two users is one example, which a trusted author's duplicate approves.
+#include <chrono>
+#include <cstdint>
 #include <filesystem>
 #include <set>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <gtest/gtest.h>
@@ -174,17 +177,47 @@ class LearnerTriggers : public LearningPolicy {
     c.train.epochs = 400;
   }
   json runs() { return admin("runs").json()["runs"]; }
-  // Waits until the newest run is in `state` (or `timeout_s` passes); returns it.
+  // Waits until the newest run is in `state` (or `timeout_s` passes: a failure naming
+  // the runs last seen); returns it, or null on timeout.
   json wait_newest(const std::string& state, double timeout_s = 60) {
-    const auto t0 = std::chrono::steady_clock::now();
-    json r;
-    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < timeout_s) {
-      r = runs();
-      if (!r.empty() && r[0]["state"] == state) return r[0];
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    json r, newest;
+    ::kaizen::testing::wait_until(
+        [&] {
+          r = runs();
+          if (r.empty() || r[0]["state"] != state) return false;
+          newest = r[0];
+          return true;
+        },
+        std::chrono::milliseconds(static_cast<int64_t>(timeout_s * 1000)), "the newest run in state " + state,
+        [&] { return "runs " + r.dump(); });
+    return newest;
+  }
+  // The learner loop's count of automatic-trigger evaluations (train/status "checks"),
+  // or -1 when train/status has none.
+  int64_t trigger_checks() {
+    json st = admin("train/status").json();
+    return st.is_object() && st.contains("checks") && st["checks"].is_number_integer() ? st["checks"].get<int64_t>()
+                                                                                       : -1;
+  }
+  // Waits until trigger_checks() >= n; fails at once when train/status has no "checks".
+  bool wait_checks_at_least(int64_t n, const std::string& what) {
+    int64_t c = trigger_checks();
+    if (c < 0) {
+      ADD_FAILURE() << "train/status has no integer \"checks\" (learner loop trigger evaluations), needed to "
+                    << "wait for " << what << ": " << admin("train/status").body;
+      return false;
     }
-    ADD_FAILURE() << "no run in state " << state << " after " << timeout_s << " s: " << r.dump();
-    return nullptr;
+    return ::kaizen::testing::wait_until([&] { return (c = trigger_checks()) >= n; }, std::chrono::seconds(15),
+                                         what + " (train/status checks >= " + std::to_string(n) + ")",
+                                         [&] { return "checks " + std::to_string(c); });
+  }
+  // Waits until the learner's loop has evaluated its automatic triggers at least twice
+  // more than when called. The second of those passes began after this call, so it saw
+  // everything committed before the call: when it still started no run, none is due.
+  // (Twice, not once: a pass may be under way while this reads the counter.)
+  bool wait_trigger_checks(const std::string& why) {
+    const int64_t c0 = trigger_checks();
+    return wait_checks_at_least(c0 < 0 ? 0 : c0 + 2, "two learner trigger checks after " + why);
   }
   std::vector<std::string> facts(int first, int n) {
     std::vector<std::string> out;
@@ -197,7 +230,7 @@ class LearnerTriggers : public LearningPolicy {
 
 TEST_F(LearnerTriggers, MinNewExamplesStartsARunAndCancelStopsIt) {
   ASSERT_EQ(import(facts(0, 2), "a.jsonl")["imported"], 2);
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));  // the loop checks every second
+  wait_trigger_checks("importing 2 examples");  // the loop has seen them and started nothing
   EXPECT_TRUE(runs().empty()) << "2 new examples < train.min_new_examples 3";
 
   ASSERT_EQ(import(facts(2, 1), "b.jsonl")["imported"], 1);
@@ -206,11 +239,13 @@ TEST_F(LearnerTriggers, MinNewExamplesStartsARunAndCancelStopsIt) {
   EXPECT_EQ(run["trigger"], "min_new_examples");
   EXPECT_EQ(run["example_ids"].size(), 3u);
   // Cancel once it is training.
-  for (int i = 0; i < 300; ++i) {
-    json st = admin("train/status").json();
-    if (st.contains("run") && st["run"]["phase"] == "train" && st["run"]["step"].get<int64_t>() > 0) break;
-    std::this_thread::sleep_for(std::chrono::milliseconds(100));
-  }
+  json st;
+  ::kaizen::testing::wait_until(
+      [&] {
+        st = admin("train/status").json();
+        return st.contains("run") && st["run"]["phase"] == "train" && st["run"]["step"].get<int64_t>() > 0;
+      },
+      std::chrono::seconds(30), "the run to reach phase train, step > 0", [&] { return "train/status " + st.dump(); });
   EXPECT_EQ(admin("train/cancel").json()["cancelled"], true);
   json failed = wait_newest("failed", 30);
   ASSERT_TRUE(failed.is_object());
@@ -219,7 +254,7 @@ TEST_F(LearnerTriggers, MinNewExamplesStartsARunAndCancelStopsIt) {
   EXPECT_EQ(admin("status").json()["active_adapter"], 0);
   EXPECT_EQ(admin("train/cancel").json()["cancelled"], false);  // nothing running now
   // The automatic trigger does not restart the cancelled run by itself...
-  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  wait_trigger_checks("the cancelled run ended");
   EXPECT_EQ(runs()[0]["id"], failed["id"]);
   // ...but its examples are still new: the next run (here `train now`) takes them.
   HttpResponse now = admin("train/now");
@@ -244,7 +279,12 @@ class LearnerInterval : public LearnerTriggers {
 };
 
 TEST_F(LearnerInterval, IntervalStartsARunOnlyWhenSomethingIsNew) {
-  std::this_thread::sleep_for(std::chrono::milliseconds(3500));
+  // The loop is running (one check done), so its interval clock started before now...
+  wait_checks_at_least(1, "the learner loop's first trigger check");
+  // ...and has run out by then. Not synchronisation: the time passing is what is tested.
+  std::this_thread::sleep_until(std::chrono::steady_clock::now() + std::chrono::seconds(config_.train.interval_s));
+  // A pass since then has evaluated the due interval with nothing new.
+  wait_trigger_checks("train.interval_s ran out with nothing new");
   EXPECT_TRUE(runs().empty()) << "nothing new: the interval must not start empty runs";
   ASSERT_EQ(import(facts(0, 1), "a.jsonl")["imported"], 1);
   json run = wait_newest("published", 30);

@@ -7,8 +7,8 @@
 #include <thread>
 
 #include "daemon/config.h"
-#include "daemon/kaizen_service.h"
-#include "daemon/server.h"
+#include "daemon/serve/kaizen_service.h"
+#include "daemon/http/server.h"
 
 namespace kaizen::daemon::testing {
 

@@ -1,13 +1,18 @@
 // Shared helpers for kaizen's tests: temp dirs, running tools/ref (the independent
-// Python reference) and other processes, and fixture models.
+// Python reference) and other processes, fixture models, and waiting on observable
+// state with a deadline (wait_until: the project's rule is no sleeps as synchronisation).
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <chrono>
 #include <cstdio>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <stdexcept>
 #include <string>
+#include <thread>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -88,5 +93,34 @@ inline std::string run_ref(const std::string& args) {
   do {                                                                         \
     ASSERT_TRUE(::kaizen::testing::have_ref_python()) << "no python3 with torch (scripts/install-deps.sh)"; \
   } while (0)
+
+// Polls `p` until it returns true or `timeout` passes (first after 1 ms, then backing
+// off to every 50 ms, so a long wait does not flood the server it polls). On timeout
+// it fails the test, at the caller's line, with "timed out after N ms waiting for
+// <what>" and, when `last` is given, "; last observed: <last()>", and returns false;
+// the test goes on (`if (!wait_until(...)) return;` where continuing makes no sense;
+// an ASSERT_TRUE around it would report the timeout twice). The last evaluation of `p`
+// is at (or just after) the deadline. The file/line defaults name the caller.
+//
+//   int64_t n = -1;
+//   wait_until([&] { return (n = service.chats_cancelled()) >= 2; }, 5000ms,
+//              "two chats cancelled", [&] { return std::to_string(n); });
+template <class Pred>
+bool wait_until(Pred p, std::chrono::milliseconds timeout, const std::string& what,
+                const std::function<std::string()>& last = nullptr,
+                const char* file = __builtin_FILE(), int line = __builtin_LINE()) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  std::chrono::milliseconds every(1);
+  while (true) {
+    if (p()) return true;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) break;
+    std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(every, deadline - now));
+    every = std::min(every * 2, std::chrono::milliseconds(50));
+  }
+  ADD_FAILURE_AT(file, line) << "timed out after " << timeout.count() << " ms waiting for " << what
+                             << (last ? "; last observed: " + last() : std::string());
+  return false;
+}
 
 }  // namespace kaizen::testing
