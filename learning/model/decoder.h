@@ -31,6 +31,7 @@ namespace kaizen::model {
 class Linear;
 class RMSNorm;
 class DecoderLayer;
+struct StepRope;
 
 struct DecoderOptions {
   torch::Device device = torch::kCPU;      // where weights and activations live
@@ -99,17 +100,10 @@ class Decoder : public torch::nn::Module {
  private:
   torch::Tensor run_layers(const torch::Tensor& ids, KVCache* cache,
                            const adapter::Adapter* adapter, const std::vector<int64_t>& lengths) const;
-  // Query rows per attention chunk (see attend()).
-  static constexpr int64_t kAttentionChunk = 256;
-  torch::Tensor attend(const torch::Tensor& q, const torch::Tensor& k_all, const torch::Tensor& v_all,
-                       const torch::Tensor& mask, int64_t max_past) const;
-  // Decode attention (one query position per row) by the CPU kernel: q (B, 1, H, D),
-  // k[b], v[b] (1, Hkv, L_b, D) views of row b's cache. Returns (B, 1, H*D), or an
-  // undefined tensor when the kernel does not apply (device, dtype, layout, CPU).
-  torch::Tensor attend_decode(const torch::Tensor& q, const std::vector<torch::Tensor>& k,
-                              const std::vector<torch::Tensor>& v) const;
   // cos/sin (P, D) tables in fp32, grown on demand (guarded: forward is const and shared).
   std::pair<torch::Tensor, torch::Tensor> rope_tables(int64_t positions) const;
+  // RoPE at positions pos (B, T) int64, from tables of at least `positions` rows.
+  StepRope rope_at(const torch::Tensor& pos, int64_t positions) const;
 
   ModelConfig config_;
   DecoderOptions options_;

@@ -193,7 +193,7 @@ TEST(Decoder, DecodeStepBatchesRowsWithTheirOwnCachesAndAdapters) {
   EXPECT_EQ(batched[0].length(0), before);
 }
 
-// Prompts longer than one attention chunk (Decoder::kAttentionChunk = 256 query rows):
+// Prompts longer than one attention chunk (kAttentionChunk = 256 query rows, decoder.cc):
 // every chunk boundary, the causal key limit per chunk, a cached prefix (past > 0) and
 // ragged rows must give the reference's logits; the autograd path (no in-place
 // softmax, chunks joined by cat) must give the same values and a gradient.
