@@ -1,13 +1,7 @@
 #include "learning/adapter/peft.h"
 
-#include <fcntl.h>
-#include <unistd.h>
-
 #include <algorithm>
-#include <cerrno>
 #include <cmath>
-#include <cstring>
-#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -18,6 +12,7 @@
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
 
+#include "learning/model/durable_file.h"
 #include "learning/model/safetensors.h"
 
 namespace kaizen::adapter {
@@ -33,33 +28,6 @@ std::string shape_str(const std::vector<int64_t>& s) {
   std::string out = "[";
   for (size_t i = 0; i < s.size(); ++i) out += (i ? ", " : "") + std::to_string(s[i]);
   return out + "]";
-}
-
-// Writes `text` to `path` atomically: temporary in the same directory, fsync, rename.
-void write_file_atomic(const fs::path& path, const std::string& text) {
-  const std::string tmp = path.string() + ".tmp";
-  int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-  if (fd < 0) throw PeftError(tmp + ": cannot create: " + std::strerror(errno));
-  size_t done = 0;
-  while (done < text.size()) {
-    ssize_t n = ::write(fd, text.data() + done, text.size() - done);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      const int err = errno;
-      ::close(fd);
-      ::unlink(tmp.c_str());
-      throw PeftError(tmp + ": write failed: " + std::strerror(err));
-    }
-    done += static_cast<size_t>(n);
-  }
-  if (::fsync(fd) != 0 || ::close(fd) != 0) {
-    ::unlink(tmp.c_str());
-    throw PeftError(tmp + ": fsync/close failed");
-  }
-  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
-    ::unlink(tmp.c_str());
-    throw PeftError(path.string() + ": rename failed: " + std::strerror(errno));
-  }
 }
 
 // "base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight" -> (3, kQ, 'A').
@@ -323,7 +291,12 @@ void save_peft_adapter(const Adapter& adapter, const std::string& dir) {
   c.target_modules = adapter.target_modules();
   std::sort(c.target_modules.begin(), c.target_modules.end());
   c.base_model_name_or_path = adapter.base_model_name_or_path;
-  write_file_atomic(fs::path(dir) / kAdapterConfigFile, c.to_json().dump(2) + "\n");
+  try {
+    model::atomic_write_file((fs::path(dir) / kAdapterConfigFile).string(),
+                             c.to_json().dump(2) + "\n");
+  } catch (const model::DurableFileError& e) {
+    throw PeftError(e.what());
+  }
 }
 
 std::shared_ptr<Adapter> make_peft_init_adapter(const model::ModelConfig& config, int64_t rank,

@@ -74,8 +74,8 @@ std::shared_ptr<Adapter> load_peft_adapter(const std::string& dir, const model::
 
 // Writes `adapter` to DIR (created if needed) as a PEFT adapter: float32 tensors, every
 // present module; adapter_config.json lists target_modules() and the rank/alpha/rsLoRA of
-// the adapter. Each file is written atomically (temporary + rename). Throws PeftError on
-// I/O errors.
+// the adapter. Each file is written atomically (atomic_write_file: temporary, fsync,
+// rename, fsync of DIR). Throws PeftError on I/O errors.
 void save_peft_adapter(const Adapter& adapter, const std::string& dir);
 
 // A fresh trainable adapter initialised as PEFT does (LoraLayer.reset_lora_parameters with

@@ -4,13 +4,13 @@
 
 #include <cstring>
 #include <filesystem>
-#include <fstream>
 #include <set>
 
 #include <nlohmann/json.hpp>
 #include <spdlog/spdlog.h>
 #include <torch/torch.h>
 
+#include "learning/model/durable_file.h"
 #include "learning/model/safetensors.h"
 
 namespace kaizen::model {
@@ -169,14 +169,12 @@ void save_decoder(const Decoder& decoder, const std::string& dir) {
   fs::create_directories(dir);
   save_safetensors((fs::path(dir) / "model.safetensors").string(), decoder.named_weights(),
                    {{"format", "pt"}});
-  const fs::path cfg = fs::path(dir) / "config.json";
-  const fs::path tmp = fs::path(dir) / "config.json.tmp";
-  {
-    std::ofstream out(tmp);
-    out << decoder.config().to_json().dump(2) << "\n";
-    if (!out) throw ModelLoadError(tmp.string() + ": write failed");
+  try {
+    atomic_write_file((fs::path(dir) / "config.json").string(),
+                      decoder.config().to_json().dump(2) + "\n");
+  } catch (const DurableFileError& e) {
+    throw ModelLoadError(e.what());
   }
-  fs::rename(tmp, cfg);
 }
 
 }  // namespace kaizen::model

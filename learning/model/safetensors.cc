@@ -13,10 +13,11 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
-#include <random>
 #include <set>
 #include <sstream>
 #include <tuple>
+
+#include "learning/model/durable_file.h"
 
 #if !defined(__BYTE_ORDER__) || __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
 #error "safetensors data is little-endian; this reader maps it without byte swapping"
@@ -491,35 +492,6 @@ torch::Tensor SafetensorsCheckpoint::tensor(const std::string& name) const {
 
 namespace {
 
-void write_all(int fd, const void* data, size_t n, const std::string& path) {
-  const char* p = static_cast<const char*>(data);
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, std::min<size_t>(n, size_t{1} << 30));
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      fail(path, "write failed: " + errno_text(errno));
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-}
-
-// Creates `<path>.tmp-XXXXXX` with O_EXCL; mode 0666 & ~umask like any new file.
-int create_temp(const std::string& path, std::string* tmp_path) {
-  std::random_device rd;
-  std::mt19937_64 rng((uint64_t(rd()) << 32) ^ rd() ^ uint64_t(getpid()));
-  static const char kAlnum[] = "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789";
-  for (int attempt = 0; attempt < 100; ++attempt) {
-    std::string suffix(6, 'x');
-    for (char& c : suffix) c = kAlnum[rng() % (sizeof(kAlnum) - 1)];
-    *tmp_path = path + ".tmp-" + suffix;
-    int fd = ::open(tmp_path->c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0666);
-    if (fd >= 0) return fd;
-    if (errno != EEXIST) fail(path, "cannot create " + *tmp_path + ": " + errno_text(errno));
-  }
-  fail(path, "cannot create a unique temporary file");
-}
-
 struct PreparedTensor {
   std::string name;
   const DtypeSpec* spec;
@@ -593,35 +565,17 @@ void save_safetensors(const std::string& path,
   uint8_t len_bytes[8];
   for (int i = 0; i < 8; ++i) len_bytes[i] = uint8_t(uint64_t(header_text.size()) >> (8 * i));
 
-  std::string tmp;
-  int fd = create_temp(path, &tmp);
   try {
-    write_all(fd, len_bytes, 8, tmp);
-    write_all(fd, header_text.data(), header_text.size(), tmp);
-    for (const PreparedTensor* p : layout) {
-      if (p->nbytes > 0) write_all(fd, p->cpu.data_ptr(), p->nbytes, tmp);
-    }
-    if (::fsync(fd) != 0) fail(tmp, "fsync failed: " + errno_text(errno));
-    int rc = ::close(fd);
-    fd = -1;
-    if (rc != 0) fail(tmp, "close failed: " + errno_text(errno));
-    if (::rename(tmp.c_str(), path.c_str()) != 0) {
-      fail(path, "rename from " + tmp + " failed: " + errno_text(errno));
-    }
-  } catch (...) {
-    if (fd >= 0) ::close(fd);
-    ::unlink(tmp.c_str());
-    throw;
+    atomic_write_file(path, [&](PendingFile& f) {
+      f.write(len_bytes, 8);
+      f.write(header_text);
+      for (const PreparedTensor* p : layout) {
+        if (p->nbytes > 0) f.write(p->cpu.data_ptr(), p->nbytes);
+      }
+    });
+  } catch (const DurableFileError& e) {
+    throw SafetensorsError(std::string("safetensors ") + e.what());
   }
-  // The rename is durable only once the directory entry is.
-  std::string dir = fs::path(path).parent_path().string();
-  if (dir.empty()) dir = ".";
-  int dfd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (dfd < 0) fail(path, "cannot open directory " + dir + " to fsync: " + errno_text(errno));
-  int rc = ::fsync(dfd);
-  int err = errno;
-  ::close(dfd);
-  if (rc != 0) fail(path, "fsync of directory " + dir + " failed: " + errno_text(err));
 }
 
 }  // namespace kaizen::model

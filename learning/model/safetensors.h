@@ -122,13 +122,14 @@ class SafetensorsCheckpoint {
   std::map<std::string, const SafetensorsFile*> where_;  // points into files_
 };
 
-// Writes `tensors` to `path` atomically: `path.tmp-XXXXXX` in the same directory, fsync,
-// rename over `path`, fsync the directory; on any failure the temporary is removed and
-// `path` is untouched. Tensors may live on any device and be non-contiguous; they are
-// copied to CPU contiguous. Header keys: "__metadata__" first (omitted when empty), then
-// names sorted; the header is space-padded to a multiple of 8 and data is laid out by
-// descending itemsize, then name (like the Rust reference writer, which sorts by dtype
-// alignment), so every tensor is aligned to its itemsize and zero-copy readable.
+// Writes `tensors` to `path` atomically (atomic_write_file, durable_file.h: a temporary
+// in the same directory, fsync, rename over `path`, fsync the directory); on a failure
+// before the rename the temporary is removed and `path` is untouched. Tensors may live
+// on any device and be non-contiguous; they are copied to CPU contiguous. Header keys:
+// "__metadata__" first (omitted when empty), then names sorted; the header is
+// space-padded to a multiple of 8 and data is laid out by descending itemsize, then name
+// (like the Rust reference writer, which sorts by dtype alignment), so every tensor is
+// aligned to its itemsize and zero-copy readable.
 // Throws SafetensorsError (naming the tensor) for an unsupported dtype, a duplicate or
 // reserved name, or an I/O error.
 void save_safetensors(const std::string& path,
