@@ -33,12 +33,13 @@ struct Failure {
   static Failure Internal(std::string m) { return {Errc::kInternal, std::move(m), {}}; }
 };
 
-// A value or the Failure that prevented it.
-template <class T>
-class [[nodiscard]] Outcome {
+// A value or the error that prevented it: Outcome<T> (a domain Failure, serve/ and learn/)
+// and Result<T> (an HTTP Error, daemon/service.h) are this one type.
+template <class T, class E>
+class [[nodiscard]] Expected {
  public:
-  Outcome(T value) : v_(std::move(value)) {}        // NOLINT: implicit by design
-  Outcome(Failure failure) : v_(std::move(failure)) {}  // NOLINT
+  Expected(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
+  Expected(E error) : v_(std::move(error)) {}  // NOLINT
   bool ok() const { return v_.index() == 0; }
   T& value() { return std::get<0>(v_); }
   const T& value() const { return std::get<0>(v_); }
@@ -46,10 +47,13 @@ class [[nodiscard]] Outcome {
   const T& operator*() const { return value(); }
   T* operator->() { return &value(); }
   const T* operator->() const { return &value(); }
-  const Failure& failure() const { return std::get<1>(v_); }
+  const E& error() const { return std::get<1>(v_); }
 
  private:
-  std::variant<T, Failure> v_;
+  std::variant<T, E> v_;
 };
+
+template <class T>
+using Outcome = Expected<T, Failure>;
 
 }  // namespace kaizen::daemon

@@ -59,20 +59,10 @@ struct Error {
 // (Retry-After 2), internal 500.
 Error http_error(const Failure& failure);
 
-// Either a value or an Error. Small on purpose: the HTTP layer only needs ok()/value()/error().
+// Either a value or an Error (daemon/errors.h Expected). Small on purpose: the HTTP layer
+// only needs ok()/value()/error().
 template <class T>
-class [[nodiscard]] Result {
- public:
-  Result(T value) : v_(std::move(value)) {}  // NOLINT: implicit by design
-  Result(Error error) : v_(std::move(error)) {}  // NOLINT
-  bool ok() const { return v_.index() == 0; }
-  T& value() { return std::get<0>(v_); }
-  const T& value() const { return std::get<0>(v_); }
-  const Error& error() const { return std::get<1>(v_); }
-
- private:
-  std::variant<T, Error> v_;
-};
+using Result = Expected<T, Error>;
 
 // Who is on the other end of a connection. Unix-socket peers come from SO_PEERCRED.
 struct PeerInfo {

@@ -1,22 +1,17 @@
 // kaizenctl feedback export: the running kaizend's approved examples as OpenAI chat JSONL
 // (POST /admin/feedback/export, paged).
-#include <cerrno>
 #include <cstdio>
-#include <cstring>
-#include <filesystem>
-#include <fstream>
 #include <iostream>
 #include <string>
-#include <system_error>
 #include <vector>
 
 #include "daemon/ctl/command.h"
 #include "daemon/ctl/online_commands.h"
+#include "learning/model/durable_file.h"
 
 namespace kaizen::ctl {
 namespace {
 
-namespace fs = std::filesystem;
 using nlohmann::json;
 
 const std::string kFeedbackUsage =
@@ -35,18 +30,7 @@ int feedback_command(const std::vector<std::string>& args) {
     want_positional(f, 1, 1);
     DaemonClient client = client_from_flags(f);
     json all = collect_pages(client, "feedback/export", "examples", "feedback export", false);
-    std::ofstream file;
-    const bool to_file = f.has("out");
-    if (to_file) {
-      const std::string tmp = f.get("out") + ".tmp";
-      file.open(tmp, std::ios::binary | std::ios::trunc);
-      if (!file) {
-        std::fprintf(stderr, "kaizenctl feedback export: cannot write %s: %s\n", tmp.c_str(),
-                     std::strerror(errno));
-        return kExitFailure;
-      }
-    }
-    std::ostream& out = to_file ? static_cast<std::ostream&>(file) : std::cout;
+    std::string text;
     for (const auto& e : all) {
       json line = {{"messages", e.value("messages", json::array())}};
       if (f.json()) {
@@ -54,17 +38,19 @@ int feedback_command(const std::vector<std::string>& args) {
         line["source"] = e.value("source", json());
         line["provenance"] = e.value("provenance", json());
       }
-      out << line.dump(-1, ' ', false, json::error_handler_t::replace) << "\n";
+      text += line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
     }
-    if (to_file) {
-      file.close();
-      std::error_code ec;
-      if (!file || (fs::rename(f.get("out") + ".tmp", f.get("out"), ec), ec)) {
-        std::fprintf(stderr, "kaizenctl feedback export: cannot write %s\n", f.get("out").c_str());
-        return kExitFailure;
-      }
-      std::fprintf(stderr, "exported %zu examples to %s\n", all.size(), f.get("out").c_str());
+    if (!f.has("out")) {
+      std::cout << text;
+      return kExitOk;
     }
+    try {
+      model::atomic_write_file(f.get("out"), text);  // the old file stays whole on failure
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "kaizenctl feedback export: cannot write %s: %s\n", f.get("out").c_str(), e.what());
+      return kExitFailure;
+    }
+    std::fprintf(stderr, "exported %zu examples to %s\n", all.size(), f.get("out").c_str());
     return kExitOk;
   });
 }

@@ -1,6 +1,5 @@
 #include "daemon/learn/adapter_lifecycle.h"
 
-#include <fcntl.h>
 #include <unistd.h>
 
 #include <chrono>
@@ -12,6 +11,7 @@
 
 #include "daemon/learn/learner_log.h"
 #include "learning/adapter/peft.h"
+#include "learning/model/durable_file.h"
 
 namespace kaizen::daemon {
 
@@ -23,14 +23,6 @@ std::string version_dir_name(uint64_t version) {
   char buf[32];
   std::snprintf(buf, sizeof(buf), "v%06llu", static_cast<unsigned long long>(version));
   return buf;
-}
-
-void fsync_dir(const fs::path& p) {
-  int fd = ::open(p.c_str(), O_RDONLY | O_DIRECTORY);
-  if (fd < 0) throw std::runtime_error("cannot open " + p.string() + " to fsync it");
-  const int rc = ::fsync(fd);
-  ::close(fd);
-  if (rc != 0) throw std::runtime_error("fsync of " + p.string() + " failed");
 }
 
 // "v0000042" -> 42; 0 when the name is not a version directory.
@@ -115,11 +107,11 @@ Outcome<std::string> AdapterLifecycle::write_files(const adapter::Adapter& adapt
     fs::create_directories(dir, ec);
     fs::remove_all(tmp, ec);
     adapter::save_peft_adapter(adapter, tmp.string());  // each file fsync'd
-    fsync_dir(tmp);
+    model::fsync_dir(tmp.string());
     fs::remove_all(final_dir, ec);  // an orphan of an earlier crash with this version
     fs::rename(tmp, final_dir, ec);
     if (ec) throw std::runtime_error("rename " + tmp.string() + " -> " + final_dir.string() + ": " + ec.message());
-    fsync_dir(dir);
+    model::fsync_dir(dir.string());
   } catch (const std::exception& e) {
     return Failure::Internal(std::string("writing adapter v") + std::to_string(version) + ": " + e.what());
   }
@@ -129,7 +121,7 @@ Outcome<std::string> AdapterLifecycle::write_files(const adapter::Adapter& adapt
 Outcome<storage::Adapter> AdapterLifecycle::written_record(uint64_t version, const Candidate& c,
                                                            storage::AdapterState state) {
   auto path = write_files(*c.adapter, version);
-  if (!path.ok()) return path.failure();
+  if (!path.ok()) return path.error();
   storage::Adapter record;
   record.version = version;
   record.parent = c.parent;
@@ -142,7 +134,7 @@ Outcome<storage::Adapter> AdapterLifecycle::written_record(uint64_t version, con
 
 Outcome<uint64_t> AdapterLifecycle::reject(uint64_t version, const Candidate& c) {
   auto written = written_record(version, c, storage::AdapterState::kRejected);
-  if (!written.ok()) return written.failure();
+  if (!written.ok()) return written.error();
   const storage::Adapter& record = *written;
   auto st = store_.put_adapter(record);
   if (!st.ok()) return failure_from(st);
@@ -152,7 +144,7 @@ Outcome<uint64_t> AdapterLifecycle::reject(uint64_t version, const Candidate& c)
 
 Outcome<Switch> AdapterLifecycle::publish(uint64_t version, const Candidate& c) {
   auto written = written_record(version, c, storage::AdapterState::kActive);
-  if (!written.ok()) return written.failure();
+  if (!written.ok()) return written.error();
   const storage::Adapter& record = *written;
   if (options_.publish_pause_ms > 0) std::this_thread::sleep_for(std::chrono::milliseconds(options_.publish_pause_ms));
   Switch sw;

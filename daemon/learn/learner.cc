@@ -135,7 +135,7 @@ Outcome<uint64_t> Learner::start_run(bool all_approved) {
     return Failure::Conflict("a training run is already in progress (run " + std::to_string(progress_.run_id) + ")");
   }
   auto plan = plan_locked("manual", all_approved ? 0 : consumed_seq());
-  if (!plan.ok()) return plan.failure();
+  if (!plan.ok()) return plan.error();
   const uint64_t id = plan->run_id;
   begin_locked(std::move(*plan));
   cv_.notify_all();
@@ -174,7 +174,7 @@ void Learner::loop() {
       if (trigger.empty()) continue;
       auto plan = plan_locked(trigger, consumed_seq());
       if (!plan.ok()) {
-        learner_log()->warn("event=run_not_started trigger={} reason=\"{}\"", trigger, plan.failure().message);
+        learner_log()->warn("event=run_not_started trigger={} reason=\"{}\"", trigger, plan.error().message);
         continue;
       }
       begin_locked(std::move(*plan));

@@ -272,20 +272,20 @@ void Learner::execute(Plan plan) {
     // Hand the candidate over: the lifecycle publishes it, or records the rejection.
     set_phase("publish");
     auto version = lifecycle_.allocate_version();
-    if (!version.ok()) throw std::runtime_error(version.failure().message);
+    if (!version.ok()) throw std::runtime_error(version.error().message);
     run.adapter_version = *version;
     (void)store_.update_run(run);  // recover() completes the run if a crash follows the batch
     Candidate c{tr.adapter, o.init_from ? active.version : 0, run.id, m.to_map(), run.example_ids};
     if (!verdict.pass) {
       auto rejected = lifecycle_.reject(*version, c);
-      if (!rejected.ok()) throw std::runtime_error(rejected.failure().message);
+      if (!rejected.ok()) throw std::runtime_error(rejected.error().message);
       phase_done("publish");
       finish(run, plan, storage::RunState::kRejected,
              "rejected v" + std::to_string(*version) + ": " + verdict.summary());
       return;
     }
     auto published = lifecycle_.publish(*version, c);
-    if (!published.ok()) throw std::runtime_error(published.failure().message);
+    if (!published.ok()) throw std::runtime_error(published.error().message);
     phase_done("publish");
     finish(run, plan, storage::RunState::kPublished, "published v" + std::to_string(*version));
   } catch (const std::exception& e) {

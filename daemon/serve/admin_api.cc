@@ -19,7 +19,7 @@ namespace {
 // Unwraps a parsed argument or returns its Failure from the enclosing handler.
 #define KAIZEN_TRY(var, expr)          \
   auto var##_parsed = (expr);          \
-  if (!var##_parsed.ok()) return var##_parsed.failure(); \
+  if (!var##_parsed.ok()) return var##_parsed.error(); \
   auto var = std::move(*var##_parsed)
 
 template <class T>
@@ -65,7 +65,7 @@ Result<json> AdminApi::call(const std::string& method, const std::string& op, co
     }
     try {
       Outcome<json> out = (this->*r.handler)(args, peer);
-      if (!out.ok()) return http_error(out.failure());
+      if (!out.ok()) return http_error(out.error());
       return std::move(*out);
     } catch (const std::exception& e) {  // a JSON argument of the wrong type
       return Error::InvalidRequest(std::string("bad arguments for ") + op + ": " + e.what());
@@ -115,7 +115,7 @@ Outcome<json> AdminApi::adapter_show(const json& args, const PeerInfo&) {
 Outcome<json> AdminApi::set_pinned(const json& args, bool pinned) {
   KAIZEN_TRY(version, parse_version(args.value("version", json()), "version"));
   auto a = c_.lifecycle.pin(version, pinned);
-  if (!a.ok()) return a.failure();
+  if (!a.ok()) return a.error();
   return storage::to_json(*a);
 }
 
@@ -137,7 +137,7 @@ Outcome<json> AdminApi::rollback(const json& args, const PeerInfo& peer) {
     }
   }
   auto sw = c_.lifecycle.rollback(to);
-  if (!sw.ok()) return sw.failure();
+  if (!sw.ok()) return sw.error();
   logger()->info("event=rollback from={} to={} uid={}", adapter_key(sw->previous), adapter_key(sw->active), peer.uid);
   return json{{"active", sw->active}, {"previous", sw->previous}};
 }
@@ -203,7 +203,7 @@ Outcome<json> AdminApi::db_backup(const json& args, const PeerInfo&) {
 Outcome<json> AdminApi::train_now(const json& args, const PeerInfo& peer) {
   KAIZEN_TRY(all, parse_flag(args, "all_approved", false));
   auto started = c_.learner.start_run(all);
-  if (!started.ok()) return started.failure();
+  if (!started.ok()) return started.error();
   logger()->info("event=train_now run={} uid={}", *started, peer.uid);
   return json{{"run_id", *started}, {"state", "running"}};
 }

@@ -65,7 +65,7 @@ class AdapterLifecycleTest : public ::testing::Test {
     EXPECT_TRUE(v.ok());
     if (!v.ok()) return 0;
     auto sw = lifecycle_->publish(*v, candidate(seed, std::move(examples)));
-    EXPECT_TRUE(sw.ok()) << (sw.ok() ? "" : sw.failure().message);
+    EXPECT_TRUE(sw.ok()) << (sw.ok() ? "" : sw.error().message);
     return *v;
   }
 
@@ -125,7 +125,7 @@ TEST_F(AdapterLifecycleTest, RejectedVersionKeepsFilesNeverServesUnpinnedAndNeve
   auto v = lifecycle_->allocate_version();
   ASSERT_TRUE(v.ok());
   auto r = lifecycle_->reject(*v, candidate(1));
-  ASSERT_TRUE(r.ok()) << r.failure().message;
+  ASSERT_TRUE(r.ok()) << r.error().message;
   EXPECT_EQ(record(*v).state, storage::AdapterState::kRejected);
   EXPECT_TRUE(fs::exists(files(*v) / "adapter_config.json"));
   EXPECT_EQ(registry_->active().version, 0u);
@@ -139,8 +139,8 @@ TEST_F(AdapterLifecycleTest, RejectedVersionKeepsFilesNeverServesUnpinnedAndNeve
   EXPECT_TRUE(registry_->get(*v).ok()) << "a pinned rejected version serves as kaizen@vN";
   auto act = lifecycle_->activate(*v);
   ASSERT_FALSE(act.ok());
-  EXPECT_EQ(act.failure().code, Errc::kConflict);
-  EXPECT_NE(act.failure().message.find("rejected"), std::string::npos) << act.failure().message;
+  EXPECT_EQ(act.error().code, Errc::kConflict);
+  EXPECT_NE(act.error().message.find("rejected"), std::string::npos) << act.error().message;
   EXPECT_EQ(registry_->active().version, 0u);
 }
 
@@ -152,7 +152,7 @@ TEST_F(AdapterLifecycleTest, RollbackGoesToTheNewestOlderPublishedVersionThenToB
   dropped_.clear();
 
   auto sw = lifecycle_->rollback(std::nullopt);
-  ASSERT_TRUE(sw.ok()) << sw.failure().message;
+  ASSERT_TRUE(sw.ok()) << sw.error().message;
   EXPECT_EQ(sw->active, v1);
   EXPECT_EQ(sw->previous, v3);
   EXPECT_EQ(registry_->active().version, v1);
@@ -167,7 +167,7 @@ TEST_F(AdapterLifecycleTest, RollbackGoesToTheNewestOlderPublishedVersionThenToB
 
   auto none = lifecycle_->rollback(std::nullopt);
   ASSERT_FALSE(none.ok());
-  EXPECT_EQ(none.failure().code, Errc::kNotFound);
+  EXPECT_EQ(none.error().code, Errc::kNotFound);
 
   sw = lifecycle_->rollback(v3);  // roll forward to a named version
   ASSERT_TRUE(sw.ok());
@@ -177,7 +177,7 @@ TEST_F(AdapterLifecycleTest, RollbackGoesToTheNewestOlderPublishedVersionThenToB
   EXPECT_EQ(same->previous, v3);
   auto unknown = lifecycle_->activate(99);
   ASSERT_FALSE(unknown.ok());
-  EXPECT_EQ(unknown.failure().code, Errc::kNotFound);
+  EXPECT_EQ(unknown.error().code, Errc::kNotFound);
   EXPECT_EQ(registry_->active().version, v3);
 }
 
@@ -209,8 +209,8 @@ TEST_F(AdapterLifecycleTest, PruneKeepsActivePinnedAndKeepVersionsAndRefusesPrun
   EXPECT_TRUE(registry_->get(v2).status().IsNotFound());
   auto act = lifecycle_->activate(v2);
   ASSERT_FALSE(act.ok());
-  EXPECT_EQ(act.failure().code, Errc::kConflict);
-  EXPECT_NE(act.failure().message.find("pruned"), std::string::npos) << act.failure().message;
+  EXPECT_EQ(act.error().code, Errc::kConflict);
+  EXPECT_NE(act.error().message.find("pruned"), std::string::npos) << act.error().message;
   auto back = lifecycle_->rollback(std::nullopt);  // skips pruned v2
   ASSERT_TRUE(back.ok());
   EXPECT_EQ(back->active, v3);

@@ -99,8 +99,8 @@ TEST(Params, IdsVersionsPagesAndFlagsAreParsedByType) {
                           json("1234567890123456789")}) {
     auto r = parse_id(bad, "message_id");
     ASSERT_FALSE(r.ok()) << bad.dump();
-    EXPECT_EQ(r.failure().code, Errc::kInvalidArgument);
-    EXPECT_EQ(r.failure().param, "message_id");
+    EXPECT_EQ(r.error().code, Errc::kInvalidArgument);
+    EXPECT_EQ(r.error().param, "message_id");
   }
   EXPECT_EQ(*parse_version(json("v7"), "version"), 7u);
   EXPECT_EQ(*parse_version(json("V7"), "version"), 7u);
@@ -118,9 +118,9 @@ TEST(Params, IdsVersionsPagesAndFlagsAreParsedByType) {
   ASSERT_TRUE(page.ok());
   EXPECT_EQ(page->cursor, 17u);
   EXPECT_EQ(page->limit, 500u);
-  EXPECT_EQ(parse_page(json{{"cursor", "v3"}}).failure().param, "cursor");
-  EXPECT_EQ(parse_page(json{{"limit", 0}}).failure().param, "limit");
-  EXPECT_EQ(parse_page(json{{"limit", "many"}}).failure().param, "limit");
+  EXPECT_EQ(parse_page(json{{"cursor", "v3"}}).error().param, "cursor");
+  EXPECT_EQ(parse_page(json{{"limit", 0}}).error().param, "limit");
+  EXPECT_EQ(parse_page(json{{"limit", "many"}}).error().param, "limit");
 
   EXPECT_TRUE(*parse_flag(json{{"all", true}}, "all", false));
   EXPECT_TRUE(*parse_flag(json{{"all", "true"}}, "all", false));
