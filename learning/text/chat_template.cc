@@ -6,14 +6,14 @@
 
 #include <nlohmann/json.hpp>
 
+#include "learning/text/chat_template_impl.h"
 #include "learning/text/tokenizer.h"
 #include "learning/text/utf8.h"
 
 namespace kaizen::text {
 
-namespace {
+namespace chat_impl {
 
-// Python's str.lstrip('\n') / rstrip('\n') / strip('\n').
 std::string lstrip_nl(const std::string& s) {
   const size_t b = s.find_first_not_of('\n');
   return b == std::string::npos ? "" : s.substr(b);
@@ -26,19 +26,9 @@ std::string strip_nl(const std::string& s) {
   return lstrip_nl(rstrip_nl(s));
 }
 
-// Jinja's `trim` (Python str.strip()): Unicode whitespace on both ends.
+namespace {
 bool is_py_space(char32_t c) {
   return utf8::is_whitespace(c) || (c >= 0x1C && c <= 0x1F);
-}
-std::string trim(const std::string& s) {
-  size_t b = 0, len = 0;
-  while (b < s.size() && utf8::next_sequence(s, b, &len) == utf8::Seq::kValid &&
-         is_py_space(utf8::decode_at(s, b, len))) {
-    b += len;
-  }
-  size_t e = s.size(), start = 0;
-  while (e > b && is_py_space(utf8::decode_before(s, e, &start))) e = start;
-  return s.substr(b, e - b);
 }
 
 // Length of the prefix of `s` that the pre-tokenizer would fuse with a preceding "\n":
@@ -54,111 +44,37 @@ size_t fused_whitespace_prefix(const std::string& s) {
   }
   return cut;
 }
+}  // namespace
 
-class Pieces {
- public:
-  void add(std::string text, bool trainable) {
-    if (text.empty()) return;
-    if (!out_.empty() && out_.back().trainable == trainable) {
-      out_.back().text += text;
-    } else {
-      out_.push_back({std::move(text), trainable});
-    }
+std::string trim(const std::string& s) {
+  size_t b = 0, len = 0;
+  while (b < s.size() && utf8::next_sequence(s, b, &len) == utf8::Seq::kValid &&
+         is_py_space(utf8::decode_at(s, b, len))) {
+    b += len;
   }
-  // The final answer: leading whitespace that tokenizes together with the prompt stays
-  // with the prompt (see render_segments in the header).
-  void add_answer(const std::string& body, const std::string& end_of_turn, bool trainable) {
-    const size_t cut = trainable ? fused_whitespace_prefix(body) : 0;
-    add(body.substr(0, cut), false);
-    add(body.substr(cut) + end_of_turn, trainable);
-  }
-  std::vector<ChatSegment> take() { return std::move(out_); }
-
- private:
-  std::vector<ChatSegment> out_;
-};
-
-bool is_tool_response(const std::string& s) {
-  const std::string open = "<tool_response>", close = "</tool_response>";
-  return s.size() >= open.size() + close.size() - 0 && s.compare(0, open.size(), open) == 0 &&
-         s.compare(s.size() - close.size(), close.size(), close) == 0;
+  size_t e = s.size(), start = 0;
+  while (e > b && is_py_space(utf8::decode_before(s, e, &start))) e = start;
+  return s.substr(b, e - b);
 }
 
-void render_qwen3(const std::vector<ChatMessage>& msgs, const ChatOptions& opts, bool mark,
-                  Pieces& p) {
-  const size_t n = msgs.size();
-  if (n > 0 && msgs[0].role == "system") {
-    p.add("<|im_start|>system\n" + msgs[0].content + "<|im_end|>\n", false);
-  }
-  // The last user message that is not a tool response (the template's last_query_index).
-  size_t last_query = n == 0 ? 0 : n - 1;
-  for (size_t k = n; k-- > 0;) {
-    if (msgs[k].role == "user" && !is_tool_response(msgs[k].content)) {
-      last_query = k;
-      break;
-    }
-  }
-  for (size_t i = 0; i < n; ++i) {
-    const ChatMessage& m = msgs[i];
-    const bool last = i + 1 == n;
-    if (m.role == "user" || (m.role == "system" && i != 0)) {
-      p.add("<|im_start|>" + m.role + "\n" + m.content + "<|im_end|>\n", false);
-    } else if (m.role == "assistant") {
-      std::string content = m.content, reasoning;
-      const size_t close = m.content.find("</think>");
-      if (close != std::string::npos) {
-        content = lstrip_nl(m.content.substr(m.content.rfind("</think>") + 8));
-        const std::string before = rstrip_nl(m.content.substr(0, close));
-        const size_t open = before.rfind("<think>");
-        reasoning = lstrip_nl(open == std::string::npos ? before : before.substr(open + 7));
-      }
-      std::string body;
-      if (i > last_query && (last || !reasoning.empty())) {
-        p.add("<|im_start|>" + m.role + "\n<think>\n" + strip_nl(reasoning) + "\n</think>\n\n",
-              false);
-        body = lstrip_nl(content);
-      } else {
-        p.add("<|im_start|>" + m.role + "\n", false);
-        body = content;
-      }
-      p.add_answer(body, "<|im_end|>", mark && last);
-      p.add("\n", false);
-    } else if (m.role == "tool") {
-      std::string s;
-      if (i == 0 || msgs[i - 1].role != "tool") s += "<|im_start|>user";
-      s += "\n<tool_response>\n" + m.content + "\n</tool_response>";
-      if (last || msgs[i + 1].role != "tool") s += "<|im_end|>\n";
-      p.add(s, false);
-    }
-  }
-  if (opts.add_generation_prompt) {
-    p.add("<|im_start|>assistant\n", false);
-    if (!opts.enable_thinking) p.add("<think>\n\n</think>\n\n", false);
+void Pieces::add(std::string text, bool trainable) {
+  if (text.empty()) return;
+  if (!out_.empty() && out_.back().trainable == trainable) {
+    out_.back().text += text;
+  } else {
+    out_.push_back({std::move(text), trainable});
   }
 }
 
-void render_chatml(const std::vector<ChatMessage>& msgs, const ChatOptions& opts, bool mark,
-                   Pieces& p) {
-  for (size_t i = 0; i < msgs.size(); ++i) {
-    const ChatMessage& m = msgs[i];
-    p.add("<|im_start|>" + m.role + "\n", false);
-    p.add_answer(m.content, "<|im_end|>", mark && i + 1 == msgs.size());
-    p.add("\n", false);
-  }
-  if (opts.add_generation_prompt) p.add("<|im_start|>assistant\n", false);
+void Pieces::add_answer(const std::string& body, const std::string& end_of_turn, bool trainable) {
+  const size_t cut = trainable ? fused_whitespace_prefix(body) : 0;
+  add(body.substr(0, cut), false);
+  add(body.substr(cut) + end_of_turn, trainable);
 }
 
-void render_llama3(const std::vector<ChatMessage>& msgs, const ChatOptions& opts, bool mark,
-                   Pieces& p) {
-  for (size_t i = 0; i < msgs.size(); ++i) {
-    const ChatMessage& m = msgs[i];
-    p.add(std::string(i == 0 ? "<|begin_of_text|>" : "") + "<|start_header_id|>" + m.role +
-              "<|end_header_id|>\n\n",
-          false);
-    p.add_answer(trim(m.content), "<|eot_id|>", mark && i + 1 == msgs.size());
-  }
-  if (opts.add_generation_prompt) p.add("<|start_header_id|>assistant<|end_header_id|>\n\n", false);
-}
+}  // namespace chat_impl
+
+namespace {
 
 bool read_text(const std::string& path, std::string* out) {
   std::ifstream in(path, std::ios::binary);
@@ -216,7 +132,9 @@ TemplateKind ChatTemplate::kind_from_name(const std::string& name) {
   if (name == "qwen3") return TemplateKind::kQwen3;
   if (name == "chatml") return TemplateKind::kChatML;
   if (name == "llama3") return TemplateKind::kLlama3;
-  throw TokenizerError("unknown chat template '" + name + "' (known: qwen3, chatml, llama3)");
+  if (name == "llama31") return TemplateKind::kLlama31;
+  throw TokenizerError("unknown chat template '" + name +
+                       "' (known: qwen3, chatml, llama3, llama31)");
 }
 
 const char* ChatTemplate::name_of(TemplateKind kind) {
@@ -227,6 +145,8 @@ const char* ChatTemplate::name_of(TemplateKind kind) {
       return "chatml";
     case TemplateKind::kLlama3:
       return "llama3";
+    case TemplateKind::kLlama31:
+      return "llama31";
   }
   return "?";
 }
@@ -239,6 +159,9 @@ ChatTemplate ChatTemplate::from_model_dir(const std::string& dir,
   if (chatml && text.find("<think>") != std::string::npos)
     return ChatTemplate(TemplateKind::kQwen3);
   if (chatml) return ChatTemplate(TemplateKind::kChatML);
+  if (text.find("Cutting Knowledge Date") != std::string::npos) {
+    return ChatTemplate(TemplateKind::kLlama31);
+  }
   if (text.find("<|start_header_id|>") != std::string::npos) {
     return ChatTemplate(TemplateKind::kLlama3);
   }
@@ -250,22 +173,25 @@ ChatTemplate ChatTemplate::from_model_dir(const std::string& dir,
                        (text.empty() ? "no chat_template in tokenizer_config.json"
                                      : "chat_template is neither ChatML nor Llama-3") +
                        (type.empty() ? "" : ", model_type '" + type + "'") +
-                       "); name one: qwen3, chatml or llama3");
+                       "); name one: qwen3, chatml, llama3 or llama31");
 }
 
 std::vector<ChatSegment> ChatTemplate::render_pieces(const std::vector<ChatMessage>& messages,
                                                      const ChatOptions& opts,
                                                      bool mark_last_answer) const {
-  Pieces p;
+  chat_impl::Pieces p;
   switch (kind_) {
     case TemplateKind::kQwen3:
-      render_qwen3(messages, opts, mark_last_answer, p);
+      chat_impl::render_qwen3(messages, opts, mark_last_answer, p);
       break;
     case TemplateKind::kChatML:
-      render_chatml(messages, opts, mark_last_answer, p);
+      chat_impl::render_chatml(messages, opts, mark_last_answer, p);
       break;
     case TemplateKind::kLlama3:
-      render_llama3(messages, opts, mark_last_answer, p);
+      chat_impl::render_llama3(messages, opts, mark_last_answer, p);
+      break;
+    case TemplateKind::kLlama31:
+      chat_impl::render_llama31(messages, opts, mark_last_answer, p);
       break;
   }
   return p.take();
@@ -279,18 +205,28 @@ std::string ChatTemplate::render(const std::vector<ChatMessage>& messages,
 }
 
 std::vector<ChatSegment> ChatTemplate::render_segments(
-    const std::vector<ChatMessage>& messages) const {
+    const std::vector<ChatMessage>& messages,
+    const std::vector<nlohmann::ordered_json>& tools) const {
   if (messages.empty() || messages.back().role != "assistant") {
     throw std::invalid_argument("render_segments: the last message must be the assistant's answer");
   }
   ChatOptions opts;
   opts.add_generation_prompt = false;
   opts.enable_thinking = false;
+  opts.tools = tools;
   return render_pieces(messages, opts, true);
 }
 
 std::vector<std::string> ChatTemplate::end_of_turn_tokens() const {
-  if (kind_ == TemplateKind::kLlama3) return {"<|eot_id|>"};
+  switch (kind_) {
+    case TemplateKind::kLlama3:
+      return {"<|eot_id|>"};
+    case TemplateKind::kLlama31:
+      return {"<|eot_id|>", "<|eom_id|>"};
+    case TemplateKind::kQwen3:
+    case TemplateKind::kChatML:
+      break;
+  }
   return {"<|im_end|>"};
 }
 

