@@ -39,6 +39,7 @@ ExactMatch greedy_exact_match(const model::Decoder& decoder, std::shared_ptr<con
   std::vector<generate::GenerateOptions> budgets;
   for (const auto& ex : examples) {
     std::vector<int64_t> prompt;
+    co.tools = ex.tools;
     for (int32_t id : tokenizer->encode(chat_template.render(ex.prompt, co), true)) prompt.push_back(id);
     prompts.push_back(std::move(prompt));
     generate::GenerateOptions go;

@@ -56,6 +56,10 @@ Generation::Generation(const model::Decoder& decoder, std::shared_ptr<const text
     throw std::invalid_argument("generate: a cached prefix must be batch 1, of this model, and shorter than the prompt");
   }
   for (const auto& s : options_.stop) stop_max_len_ = std::max(stop_max_len_, s.size());
+  if (options_.grammar) {
+    if (!options_.grammar_vocab) throw std::invalid_argument("generate: a grammar needs grammar_vocab");
+    matcher_.emplace(options_.grammar, options_.grammar_vocab);
+  }
   result_.prompt_tokens = static_cast<int64_t>(prompt_len_);
   result_.cached_tokens = cache_.length(0);
   start_ = std::chrono::steady_clock::now();
@@ -167,14 +171,45 @@ std::vector<std::string> Generation::step_together(const std::vector<Generation*
   return deltas;
 }
 
+const uint32_t* Generation::constraint_mask(int64_t V) {
+  if (!matcher_) return nullptr;
+  mask_.assign(static_cast<size_t>((V + 31) / 32), 0u);
+  int64_t left = options_.max_new_tokens - static_cast<int64_t>(result_.ids.size());
+  // The budget is kept exactly (the answer complete when it runs out) from the moment that
+  // is possible: the matcher counts one token per byte still needed. Before that, as for a
+  // long forced literal such as a tool call's syntax under a short max_tokens, the answer
+  // may be cut like an unconstrained one.
+  if (static_cast<int64_t>(matcher_->min_bytes_to_finish()) + 1 > left) left = 0;
+  if (!matcher_->must_finish()) {
+    if (options_.grammar_vocab->size() > V) throw std::invalid_argument("generate: grammar vocab exceeds the logits");
+    matcher_->fill_mask(mask_.data(), left);
+  }
+  if (matcher_->can_finish()) {
+    for (int64_t e : options_.eos_token_ids) {
+      if (e >= 0 && e < V) mask_[static_cast<size_t>(e >> 5)] |= 1u << (e & 31);
+    }
+  }
+  return mask_.data();
+}
+
 std::string Generation::accept(const torch::Tensor& logits) {
-  const int64_t id = sampler_.sample(logits, history_);
+  // A complete sentence that nothing may follow, and no end-of-sequence id to say so: the
+  // answer ends here.
+  if (matcher_ && matcher_->must_finish() && options_.eos_token_ids.empty()) return finish(FinishReason::kStop);
+  TokenLogprob lp;
+  const bool want_lp = options_.top_logprobs >= 0;
+  const int64_t id = sampler_.sample(logits, history_, constraint_mask(logits.numel()), want_lp ? &lp : nullptr,
+                                     options_.top_logprobs);
   if (result_.ids.empty()) result_.prefill_ms = ms_since(start_);
   const bool eos = std::find(options_.eos_token_ids.begin(), options_.eos_token_ids.end(), id) !=
                    options_.eos_token_ids.end();
   if (eos) return finish(FinishReason::kStop);
+  if (matcher_ && !matcher_->accept_token(static_cast<int32_t>(id))) {
+    throw std::logic_error("generate: the sampled token " + std::to_string(id) + " breaks the grammar");
+  }
   history_.push_back(id);
   result_.ids.push_back(id);
+  if (want_lp) result_.logprobs.push_back(std::move(lp));
   next_token_ = id;
   // Padded vocabularies (Qwen3: 151936 rows, 151669 tokens) have rows no text maps to.
   if (id < tokenizer_->vocab_size()) text_ += stream_.push(static_cast<int32_t>(id));

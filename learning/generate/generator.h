@@ -14,6 +14,7 @@
 
 #include "learning/adapter/adapter.h"
 #include "learning/generate/sampler.h"
+#include "learning/grammar/matcher.h"
 #include "learning/model/decoder.h"
 #include "learning/model/kv_cache.h"
 #include "learning/text/tokenizer.h"
@@ -25,6 +26,17 @@ struct GenerateOptions {
   SamplingParams sampling;             // greedy by default
   std::vector<int64_t> eos_token_ids;  // generation ends after one of these (not in text)
   std::vector<std::string> stop;       // stop strings: text ends before the first match
+  // -1: no logprobs; 0..20: each generated token's logprob and this many alternatives
+  // (GenerateResult::logprobs; see sampler.h for which distribution).
+  int top_logprobs = -1;
+  // Constrained decoding: the answer is a sentence of `grammar` (an end-of-sequence id is
+  // allowed only where the grammar may end), so a JSON answer parses whatever the model
+  // prefers. The budget max_new_tokens is kept with room to finish the sentence whenever
+  // the bytes still needed fit in the tokens left (the matcher counts a token per byte;
+  // from the start for a budget >= the shortest sentence's bytes + 1): then the answer is
+  // complete. Needs grammar_vocab, built once from this tokenizer (Vocab::from_tokenizer).
+  std::shared_ptr<const grammar::Grammar> grammar;
+  std::shared_ptr<const grammar::Vocab> grammar_vocab;
 };
 
 enum class FinishReason { kStop, kLength, kCancelled };
@@ -38,6 +50,7 @@ struct GenerateResult {
   int64_t cached_tokens = 0;     // prompt tokens served from a prefix cache
   double prefill_ms = 0;         // time to first token
   double decode_ms = 0;          // the rest
+  std::vector<TokenLogprob> logprobs;  // one per id, when options.top_logprobs >= 0
 };
 
 class Generation {
@@ -88,6 +101,9 @@ class Generation {
  private:
   // Samples from the logits (V) of the last fed position and returns the new safe text.
   std::string accept(const torch::Tensor& logits);
+  // The grammar's mask for the next token over V logits rows (EOS ids included where the
+  // grammar may end), or nullptr when unconstrained.
+  const uint32_t* constraint_mask(int64_t V);
   std::string finish(FinishReason reason);
   std::string take_safe_text(bool final);
 
@@ -97,6 +113,8 @@ class Generation {
   const adapter::Adapter* adapter_;
   GenerateOptions options_;
   Sampler sampler_;
+  std::optional<grammar::Matcher> matcher_;
+  std::vector<uint32_t> mask_;  // reused bitmask of the vocabulary (constrained decoding)
   text::StreamDecoder stream_;
   model::KVCache cache_;
   size_t prompt_len_;

@@ -27,7 +27,42 @@ int64_t Dataset::tokens() const {
   return n;
 }
 
-std::vector<text::ChatMessage> parse_chat_record(const std::string& line, std::vector<int>* weights) {
+namespace {
+
+// An assistant message's "tool_calls" as OpenAI's fine-tuning format writes them.
+std::vector<text::ToolCall> parse_tool_calls(const json& calls, const std::string& where) {
+  if (!calls.is_array()) throw std::invalid_argument(where + "\"tool_calls\" must be a list");
+  std::vector<text::ToolCall> out;
+  for (const auto& c : calls) {
+    if (!c.is_object() || !c.contains("function") || !c["function"].is_object()) {
+      throw std::invalid_argument(where + "a tool call needs a \"function\" object");
+    }
+    const json& fn = c["function"];
+    if (!fn.contains("name") || !fn["name"].is_string() || fn["name"].get<std::string>().empty()) {
+      throw std::invalid_argument(where + "a tool call needs a function \"name\"");
+    }
+    text::ToolCall call;
+    call.id = c.value("id", "");
+    call.name = fn["name"].get<std::string>();
+    if (!fn.contains("arguments") || fn["arguments"].is_null()) {
+      call.arguments = "{}";
+    } else if (fn["arguments"].is_string()) {
+      call.arguments = fn["arguments"].get<std::string>();
+    } else if (fn["arguments"].is_object()) {
+      call.arguments = fn["arguments"].dump();
+      call.arguments_is_object = true;
+    } else {
+      throw std::invalid_argument(where + "tool call \"arguments\" must be a JSON string or object");
+    }
+    out.push_back(std::move(call));
+  }
+  return out;
+}
+
+}  // namespace
+
+std::vector<text::ChatMessage> parse_chat_record(const std::string& line, std::vector<int>* weights,
+                                                 std::vector<nlohmann::ordered_json>* tools) {
   json j;
   try {
     j = json::parse(line);
@@ -38,7 +73,19 @@ std::vector<text::ChatMessage> parse_chat_record(const std::string& line, std::v
   if (!j.contains("messages") || !j["messages"].is_array()) {
     throw std::invalid_argument("no \"messages\" list");
   }
-  static const std::set<std::string> kRoles = {"system", "user", "assistant"};
+  if (j.contains("tools") && !j["tools"].is_null()) {
+    if (!j["tools"].is_array()) throw std::invalid_argument("\"tools\" must be a list");
+    for (const auto& t : j["tools"]) {
+      if (!t.is_object() || !t.contains("function") || !t["function"].is_object() || !t["function"].contains("name")) {
+        throw std::invalid_argument("a tool needs {\"type\": \"function\", \"function\": {\"name\": ...}}");
+      }
+    }
+    if (tools) {  // the same list with the record's key order, which the template shows
+      const auto ordered = nlohmann::ordered_json::parse(line, nullptr, false);
+      for (const auto& t : ordered.at("tools")) tools->push_back(t);
+    }
+  }
+  static const std::set<std::string> kRoles = {"system", "user", "assistant", "tool"};
   std::vector<text::ChatMessage> out;
   bool has_answer = false;
   int index = 0;
@@ -47,13 +94,22 @@ std::vector<text::ChatMessage> parse_chat_record(const std::string& line, std::v
     const std::string where = "message " + std::to_string(index) + ": ";
     if (!m.is_object()) throw std::invalid_argument(where + "not an object");
     if (!m.contains("role") || !m["role"].is_string()) throw std::invalid_argument(where + "no string \"role\"");
-    if (!m.contains("content") || !m["content"].is_string()) {
-      throw std::invalid_argument(where + "no string \"content\"");
-    }
     const std::string role = m["role"].get<std::string>();
     if (!kRoles.count(role)) {
-      throw std::invalid_argument(where + "role '" + role + "' is not system, user or assistant");
+      throw std::invalid_argument(where + "role '" + role + "' is not system, user, assistant or tool");
     }
+    text::ChatMessage msg;
+    msg.role = role;
+    if (role == "assistant" && m.contains("tool_calls") && !m["tool_calls"].is_null()) {
+      msg.tool_calls = parse_tool_calls(m["tool_calls"], where);
+    }
+    const bool content_optional = !msg.tool_calls.empty();
+    if (m.contains("content") && m["content"].is_string()) {
+      msg.content = m["content"].get<std::string>();
+    } else if (!(content_optional && (!m.contains("content") || m["content"].is_null()))) {
+      throw std::invalid_argument(where + "no string \"content\"");
+    }
+    if (role == "tool") msg.tool_call_id = m.value("tool_call_id", "");
     int weight = 1;
     if (m.contains("weight")) {
       if (!m["weight"].is_number_integer() || (m["weight"] != 0 && m["weight"] != 1)) {
@@ -62,7 +118,7 @@ std::vector<text::ChatMessage> parse_chat_record(const std::string& line, std::v
       weight = m["weight"].get<int>();
     }
     if (role == "assistant" && weight == 1) has_answer = true;
-    out.push_back({role, m["content"].get<std::string>()});
+    out.push_back(std::move(msg));
     if (weights) weights->push_back(weight);
   }
   if (!has_answer) throw std::invalid_argument("no assistant message to learn");
@@ -70,9 +126,12 @@ std::vector<text::ChatMessage> parse_chat_record(const std::string& line, std::v
 }
 
 Example encode_example(const std::vector<text::ChatMessage>& messages, const text::Tokenizer& tokenizer,
-                       const text::ChatTemplate& chat_template, int64_t max_len, bool* truncated) {
+                       const text::ChatTemplate& chat_template, int64_t max_len, bool* truncated,
+                       const std::vector<nlohmann::ordered_json>& tools) {
   Example ex;
-  for (const auto& seg : chat_template.render_segments(messages)) {
+  std::string trained;  // the answer as rendered, for a tool-call answer
+  for (const auto& seg : chat_template.render_segments(messages, tools)) {
+    if (seg.trainable) trained += seg.text;
     const std::vector<int32_t> ids = tokenizer.encode(seg.text, /*parse_special=*/true);
     for (int32_t id : ids) {
       ex.ids.push_back(id);
@@ -90,6 +149,16 @@ Example encode_example(const std::vector<text::ChatMessage>& messages, const tex
   if (truncated) *truncated = cut;
   ex.prompt.assign(messages.begin(), messages.end() - 1);
   ex.answer = messages.back().content;
+  ex.tools = tools;
+  if (!messages.back().tool_calls.empty()) {
+    for (const auto& eot : chat_template.end_of_turn_tokens()) {
+      if (trained.size() >= eot.size() && trained.compare(trained.size() - eot.size(), eot.size(), eot) == 0) {
+        trained.resize(trained.size() - eot.size());
+        break;
+      }
+    }
+    ex.answer = trained;
+  }
   return ex;
 }
 
@@ -107,12 +176,13 @@ Dataset load_chat_jsonl(const std::string& path, const text::Tokenizer& tokenize
     ++ds.lines;
     try {
       std::vector<int> weights;
-      auto messages = parse_chat_record(line, &weights);
+      std::vector<nlohmann::ordered_json> tools;
+      auto messages = parse_chat_record(line, &weights, &tools);
       for (size_t i = 0; i < messages.size(); ++i) {
         if (messages[i].role != "assistant" || weights[i] == 0) continue;
         std::vector<text::ChatMessage> upto(messages.begin(), messages.begin() + i + 1);
         bool cut = false;
-        Example ex = encode_example(upto, tokenizer, chat_template, options.max_len, &cut);
+        Example ex = encode_example(upto, tokenizer, chat_template, options.max_len, &cut, tools);
         ex.line = lineno;
         if (cut) ++ds.truncated;
         if (ex.target_tokens() == 0) {

@@ -11,6 +11,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "learning/text/chat_template.h"
 #include "learning/text/tokenizer.h"
 
@@ -26,6 +28,7 @@ struct Example {
   // For evaluation: the messages before the answer and the answer text.
   std::vector<text::ChatMessage> prompt;
   std::string answer;
+  std::vector<nlohmann::ordered_json> tools;  // shown in the prompt (function calling)
   int64_t line = 0;  // 1-based source line (0 when built in code)
 
   int64_t length() const { return static_cast<int64_t>(ids.size()); }
@@ -52,15 +55,24 @@ struct Dataset {
   int64_t tokens() const;
 };
 
-// Parses one JSONL record into messages; throws std::invalid_argument with the reason
-// (invalid JSON, no "messages" list, a message without string role/content, an unknown
-// role, no assistant message). weights[i] = the message's "weight" (default 1).
-std::vector<text::ChatMessage> parse_chat_record(const std::string& line, std::vector<int>* weights = nullptr);
+// Parses one JSONL record (OpenAI's chat fine-tuning format) into messages; throws
+// std::invalid_argument with the reason (invalid JSON, no "messages" list, a message
+// without string role/content, an unknown role, no assistant message). weights[i] = the
+// message's "weight" (default 1). Function calling as OpenAI documents it for fine-tuning:
+// a top-level "tools" list (into *tools, key order kept: the template shows it), assistant
+// messages with "tool_calls" ([{id, type: "function", function: {name, arguments}}],
+// content then optional), "tool" messages with "tool_call_id" and content. The answer to
+// learn may be a tool call: the model learns to write it as its template renders it.
+std::vector<text::ChatMessage> parse_chat_record(const std::string& line, std::vector<int>* weights = nullptr,
+                                                 std::vector<nlohmann::ordered_json>* tools = nullptr);
 
-// Renders and tokenizes the conversation whose last message is the assistant answer.
-// Truncates to max_len (right side); `truncated` (optional) tells whether it did.
+// Renders and tokenizes the conversation whose last message is the assistant answer
+// (with the request's tools shown as the template shows them). Truncates to max_len
+// (right side); `truncated` (optional) tells whether it did. Example::answer is the
+// answer's content, or for a tool-call answer the text the template renders for it.
 Example encode_example(const std::vector<text::ChatMessage>& messages, const text::Tokenizer& tokenizer,
-                       const text::ChatTemplate& chat_template, int64_t max_len, bool* truncated = nullptr);
+                       const text::ChatTemplate& chat_template, int64_t max_len, bool* truncated = nullptr,
+                       const std::vector<nlohmann::ordered_json>& tools = {});
 
 // Reads a JSONL file. Empty lines are ignored. Throws DatasetError when the file cannot be
 // read, when strict and any line is bad (the message lists line numbers and reasons), or
