@@ -22,6 +22,8 @@ struct Limits {
   int64_t max_messages = 1000;           // messages per chat request
   int64_t max_tokens = 4096;             // cap on max_tokens; larger requests -> 400
   int64_t default_max_tokens = 1024;     // when the request gives none (capped by max_tokens)
+  int64_t max_n = 8;                     // answers per request (`n`); over -> 400
+  int64_t max_tools = 128;               // entries of `tools` per request; over -> 400
   int64_t max_active_chats = 8;          // chats handed to the Service at once (decoded as one batch)
   int64_t max_queued_chats = 64;         // chats waiting for a slot; over -> 429
   int64_t retry_after_s = 2;             // Retry-After sent with 429

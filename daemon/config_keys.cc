@@ -179,6 +179,8 @@ const std::vector<Key>& keys() {
         KAIZEN_KEY("limits.max_tokens", limits.max_tokens, "cap on max_tokens", 1, 1e7),
         KAIZEN_KEY("limits.default_max_tokens", limits.default_max_tokens,
                    "max_tokens when the request gives none", 1, 1e7),
+        KAIZEN_KEY("limits.max_n", limits.max_n, "answers per request (n); over -> 400", 1, 128),
+        KAIZEN_KEY("limits.max_tools", limits.max_tools, "tools per request; over -> 400", 0, 10000),
         KAIZEN_KEY("limits.max_active_chats", limits.max_active_chats,
                    "chats handed to the engine at once", 1, 1e5),
         KAIZEN_KEY("limits.max_queued_chats", limits.max_queued_chats,

@@ -30,6 +30,10 @@
 
 #include "daemon/errors.h"
 
+namespace kaizen::grammar {
+class Grammar;  // learning/grammar: a compiled constraint for constrained decoding
+}
+
 namespace kaizen::daemon {
 
 // An error that reaches a client as an OpenAI-shaped body:
@@ -74,10 +78,33 @@ struct PeerInfo {
   int64_t pid = -1;
 };
 
+// A function call, in a request's assistant message or in an answer.
+struct ToolCall {
+  std::string id;         // "call_..."
+  std::string name;
+  std::string arguments;  // JSON text (OpenAI sends and returns a string)
+  bool arguments_is_object = false;  // the client sent an object, not OpenAI's string
+};
+
 struct Message {
   std::string role;     // "system", "user", "assistant" (also "developer", "tool")
   std::string content;  // text parts already joined
+  std::vector<ToolCall> tool_calls;  // assistant messages that called functions
+  std::string tool_call_id;          // role "tool": the call it answers
 };
+
+// One entry of `tools` ({"type":"function","function":{name, description, parameters}}).
+struct Tool {
+  std::string name;
+  // JSON schema of the arguments (null: any object), and the whole tool object as sent:
+  // key order kept (the chat template shows the model `raw`; properties are generated in
+  // the schema's order).
+  nlohmann::ordered_json parameters;
+  nlohmann::ordered_json raw;
+};
+
+enum class ToolChoice { kAuto, kNone, kRequired, kNamed };
+enum class ResponseFormat { kText, kJsonObject, kJsonSchema };
 
 // A validated chat request. Unset optionals mean "the model's recommended default";
 // the HTTP layer has already checked ranges (see openai_json.h).
@@ -97,6 +124,24 @@ struct ChatRequest {
   std::optional<bool> enable_thinking;  // chat_template_kwargs.enable_thinking (Qwen3)
   std::string user;                    // OpenAI `user` field: author for feedback provenance
   PeerInfo peer;
+
+  // Function calling. With tools, the chat template shows them to the model and the
+  // answer's <tool_call> blocks come back as ToolCalls (tool_choice none: as text).
+  // kRequired / kNamed force a call by constrained decoding.
+  std::vector<Tool> tools;
+  ToolChoice tool_choice = ToolChoice::kAuto;
+  std::string tool_choice_name;        // kNamed: the function (declared in tools)
+  bool parallel_tool_calls = true;
+  // Structured outputs: the answer is constrained to `grammar` (compiled from the schema
+  // by the HTTP layer, so an unsupported schema is a 400 before anything runs).
+  ResponseFormat response_format = ResponseFormat::kText;
+  std::shared_ptr<const grammar::Grammar> grammar;
+  // -1: no logprobs; 0..20 alternatives per token (logprobs: true, top_logprobs).
+  int top_logprobs = -1;
+  int n = 1;                           // answers to the same prompt, 1..limits.max_n
+  // /v1/completions: a plain prompt, tokenized as it is (no chat template; messages
+  // empty). echo is refused at parse time.
+  std::optional<std::string> prompt;
 };
 
 struct Usage {
@@ -110,20 +155,40 @@ struct ChatTicket {
   std::string id;       // the stored assistant message id; becomes the response `id`
   std::string model;    // resolved model name for the response, e.g. "kaizen@v7"
   int64_t created = 0;  // unix seconds
+  bool text_completion = false;  // a /v1/completions request (set by the HTTP layer)
   // Cancels generation (client went away). Idempotent, callable from any thread.
   std::function<void()> cancel;
 };
 
-struct ChatResult {
-  std::string finish_reason;  // "stop" | "length" | "cancelled"
-  Usage usage;
+// One generated token's logprob and the likeliest alternatives (sampler.h says which
+// distribution). `token` holds the token's bytes, which may be part of a UTF-8 sequence.
+struct TokenLogprob {
+  std::string token;
+  double logprob = 0;
+  std::vector<std::pair<std::string, double>> top;
 };
 
-// Exactly one of on_done / on_error is called, last, once per accepted request, also
-// after cancel(). on_delta is called zero or more times before it with UTF-8 text pieces
-// (a piece never splits a UTF-8 sequence).
+// What one answer (choice `index`) produced since the last delta: text that is safe to
+// show, complete tool calls, and the logprobs of the tokens generated meanwhile.
+struct ChoiceDelta {
+  int index = 0;
+  std::string content;
+  std::vector<ToolCall> tool_calls;
+  std::vector<TokenLogprob> logprobs;
+};
+
+struct ChatResult {
+  // Per choice: "stop" | "length" | "tool_calls" | "cancelled"; index = choice.
+  std::vector<std::string> finish_reasons;
+  Usage usage;  // completion_tokens summed over the choices
+  const std::string& finish_reason() const { return finish_reasons.front(); }
+};
+
+// Exactly one of on_done / on_error is called, last, once per accepted request (after
+// every choice has finished), also after cancel(). on_delta is called zero or more times
+// before it; a content piece never splits a UTF-8 sequence.
 struct ChatEvents {
-  std::function<void(std::string_view delta)> on_delta;
+  std::function<void(ChoiceDelta delta)> on_delta;
   std::function<void(ChatResult result)> on_done;
   std::function<void(Error error)> on_error;
 };

@@ -7,9 +7,11 @@
 
 namespace kaizen::daemon {
 
-void ChatExchange::start(const std::string& body, std::shared_ptr<const Config> config) {
+void ChatExchange::start(const std::string& body, std::shared_ptr<const Config> config, bool text_completion) {
   cfg_ = std::move(config);
-  Result<ChatRequest> parsed = parse_chat_request(body, cfg_->limits);
+  text_completion_ = text_completion;
+  Result<ChatRequest> parsed =
+      text_completion ? parse_completion_request(body, cfg_->limits) : parse_chat_request(body, cfg_->limits);
   if (!parsed.ok()) return conn_.send_reply(error_reply(parsed.error()));
   chat_ = std::move(parsed.value());
   chat_.peer = peer_;
@@ -28,7 +30,8 @@ void ChatExchange::start(const std::string& body, std::shared_ptr<const Config> 
 
 void ChatExchange::reset() {
   phase_ = Phase::kNone;
-  content_.clear();
+  choices_.clear();
+  sent_bytes_.clear();
   sse_.reset();
 }
 
@@ -36,9 +39,7 @@ void ChatExchange::on_slot() {
   if (phase_ == Phase::kGone) return release_slot();  // left after the slot was granted
   std::shared_ptr<ChatConnection> conn = conn_.shared();
   ChatEvents ev;
-  ev.on_delta = [conn, this](std::string_view d) {
-    conn->post([this, s = std::string(d)] { on_delta(s); });
-  };
+  ev.on_delta = [conn, this](ChoiceDelta d) { conn->post([this, d = std::move(d)] { on_delta(d); }); };
   ev.on_done = [conn, this](ChatResult r) { conn->post([this, r = std::move(r)] { on_done(r); }); };
   ev.on_error = [conn, this](Error e) { conn->post([this, e = std::move(e)] { on_error(e); }); };
   std::optional<Result<ChatTicket>> t;
@@ -54,19 +55,31 @@ void ChatExchange::on_slot() {
     return conn_.send_reply(error_reply(t->error()));
   }
   ticket_ = std::move(t->value());
+  ticket_.text_completion = text_completion_;
   phase_ = Phase::kRunning;
+  choices_.assign(static_cast<size_t>(std::max(1, chat_.n)), ChoiceOutput{});
+  sent_bytes_.assign(choices_.size(), 0);
   if (!chat_.stream) return;
-  sse_.emplace(sse_role_chunk(ticket_));
+  std::string roles;
+  for (int i = 0; i < static_cast<int>(choices_.size()); ++i) roles += sse_role_chunk(ticket_, i);
+  sse_.emplace(std::move(roles));
   conn_.write_stream_header([this](bool ok) { on_written(ok); });
 }
 
-void ChatExchange::on_delta(const std::string& s) {
-  if (phase_ != Phase::kRunning) return;
+void ChatExchange::on_delta(const ChoiceDelta& d) {
+  if (phase_ != Phase::kRunning || d.index < 0 || d.index >= static_cast<int>(choices_.size())) return;
+  ChoiceOutput& c = choices_[static_cast<size_t>(d.index)];
+  const bool logprobs = chat_.top_logprobs >= 0;
   if (!sse_) {
-    content_ += s;
+    c.content += d.content;
+    c.tool_calls.insert(c.tool_calls.end(), d.tool_calls.begin(), d.tool_calls.end());
+    c.logprobs.insert(c.logprobs.end(), d.logprobs.begin(), d.logprobs.end());
     return;
   }
-  sse_->append(sse_content_chunk(ticket_, s));
+  int64_t& offset = sent_bytes_[static_cast<size_t>(d.index)];
+  sse_->append(sse_delta_chunk(ticket_, d, static_cast<int>(c.tool_calls.size()), logprobs, offset));
+  for (const auto& lp : d.logprobs) offset += static_cast<int64_t>(lp.token.size());
+  c.tool_calls.resize(c.tool_calls.size() + d.tool_calls.size());  // only counted, for the next index
   flush();
 }
 
@@ -84,8 +97,9 @@ bool ChatExchange::engine_finished() {
 
 void ChatExchange::on_done(const ChatResult& r) {
   if (!engine_finished()) return;
-  if (!sse_) return conn_.send_reply(Reply{200, completion_body(ticket_, content_, r)});
-  std::string tail = sse_finish_chunk(ticket_, r.finish_reason);
+  if (!sse_) return conn_.send_reply(Reply{200, completion_body(ticket_, choices_, r, chat_.top_logprobs >= 0)});
+  std::string tail;
+  for (size_t i = 0; i < r.finish_reasons.size(); ++i) tail += sse_finish_chunk(ticket_, static_cast<int>(i), r.finish_reasons[i]);
   if (chat_.include_usage) tail += sse_usage_chunk(ticket_, r.usage);
   sse_->finish(tail + sse_done(), 200);
   flush();

@@ -19,6 +19,7 @@
 
 #include "daemon/config.h"
 #include "daemon/http/chat_stream.h"
+#include "daemon/http/openai_json.h"
 #include "daemon/http/router.h"
 #include "daemon/http/server_state.h"
 #include "daemon/service.h"
@@ -59,8 +60,9 @@ class ChatExchange {
   ChatExchange(ChatConnection& conn, ServerState& state, PeerInfo peer)
       : conn_(conn), state_(state), peer_(std::move(peer)) {}
 
-  // Parses and admits a chat request (or answers it with an error at once).
-  void start(const std::string& body, std::shared_ptr<const Config> config);
+  // Parses and admits a chat request, or a plain completion (/v1/completions), or
+  // answers it with an error at once.
+  void start(const std::string& body, std::shared_ptr<const Config> config, bool text_completion);
   // The connection saw the client leave (EOF, reset, a failed write).
   void client_gone();
   // Forgets a finished chat before the next request on the connection.
@@ -70,7 +72,7 @@ class ChatExchange {
   enum class Phase { kNone, kQueued, kRunning, kCancelling, kAnswered, kGone };
 
   void on_slot();
-  void on_delta(const std::string& text);
+  void on_delta(const ChoiceDelta& delta);
   void on_done(const ChatResult& result);
   void on_error(const Error& error);
   // The engine is done with the chat: stop watching, free the slot. False when the
@@ -88,7 +90,9 @@ class ChatExchange {
   ChatRequest chat_;
   ChatTicket ticket_;
   uint64_t gate_ticket_ = 0;
-  std::string content_;            // non-streaming: the whole answer
+  bool text_completion_ = false;
+  std::vector<ChoiceOutput> choices_;  // non-streaming: each answer; streaming: tool calls counted
+  std::vector<int64_t> sent_bytes_;    // streaming: bytes of each choice's text sent (text_offset)
   std::optional<ChatStream> sse_;  // streaming: what is queued and being written
   std::string out_;                // streaming: bytes of the write in progress
 };

@@ -197,7 +197,8 @@ class Session : public std::enable_shared_from_this<Session<Protocol>>, public C
 
   void dispatch() {
     auto& req = parser_->get();
-    if (match_.route == Route::kChat) return chat_.start(req.body(), cfg_);
+    if (match_.route == Route::kChat) return chat_.start(req.body(), cfg_, /*text_completion=*/false);
+    if (match_.route == Route::kCompletions) return chat_.start(req.body(), cfg_, /*text_completion=*/true);
     send_reply(handle_simple(match_, sv(req.method_string()), req.body(), peer_, state_->service,
                              state_->metrics));
   }

@@ -85,6 +85,7 @@ RouteMatch match_route(std::string_view method, std::string_view target,
     m.has_body = method == "POST";
   };
   if (path == "/v1/chat/completions") set(Route::kChat, "chat", "POST", true);
+  else if (path == "/v1/completions") set(Route::kCompletions, "completions", "POST", true);
   else if (path == "/v1/models") set(Route::kModels, "models", "GET", true);
   else if (path == "/v1/feedback") set(Route::kFeedback, "feedback", "POST", true);
   else if (path == "/healthz") set(Route::kHealth, "healthz", "GET", false);
@@ -209,6 +210,7 @@ Reply handle_simple(const RouteMatch& match, std::string_view method, std::strin
                                            nlohmann::json::error_handler_t::replace)};
       }
       case Route::kChat:
+      case Route::kCompletions:
       case Route::kNotFound:
         break;
     }

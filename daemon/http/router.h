@@ -19,7 +19,7 @@
 
 namespace kaizen::daemon {
 
-enum class Route { kChat, kModels, kFeedback, kHealth, kMetrics, kAdmin, kNotFound };
+enum class Route { kChat, kCompletions, kModels, kFeedback, kHealth, kMetrics, kAdmin, kNotFound };
 
 struct RouteMatch {
   Route route = Route::kNotFound;

@@ -46,6 +46,20 @@ bool Engine::submit(std::shared_ptr<EngineJob> job) {
   return true;
 }
 
+bool Engine::submit_all(const std::vector<std::shared_ptr<EngineJob>>& jobs) {
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (stopping_ || queue_.size() >= max_queue()) return false;
+    const auto now = std::chrono::steady_clock::now();
+    for (const auto& job : jobs) {
+      job->submitted = now;
+      queue_.push_back(job);
+    }
+  }
+  cv_.notify_one();
+  return true;
+}
+
 size_t Engine::max_active() const {
   return options_.limits ? static_cast<size_t>(options_.limits->max_active()) : options_.max_active;
 }
@@ -105,13 +119,28 @@ bool Engine::same_prefix(const EngineJob& a, const EngineJob& b) {
 }
 
 std::shared_ptr<const model::KVCache> Engine::cached_prefix(const EngineJob& job) {
-  const Prefix* p =
+  Prefix* p =
       prefixes_.use_if([&](const Prefix& c) { return prefix_is(job, c.adapter_key, c.tokens.begin(), c.tokens.size()); });
   if (!p) return nullptr;
+  std::shared_ptr<const model::KVCache> cache = p->cache;
+  if (p->uses_left > 0 && --p->uses_left == 0) prefixes_.erase(prefixes_.begin());  // use_if moved it to the front
   std::lock_guard<std::mutex> lock(mu_);
   stats_.prefix_hits++;
   stats_.prefix_tokens_reused += job.prefix_len;
-  return p->cache;
+  return cache;
+}
+
+std::shared_ptr<const model::KVCache> Engine::shorter_prefix(const EngineJob& job) {
+  const Prefix* best = nullptr;
+  for (const Prefix& c : prefixes_) {
+    if (c.adapter_key != job.adapter_key || c.tokens.size() >= job.prefix_len) continue;
+    if (best && c.tokens.size() <= best->tokens.size()) continue;
+    if (std::equal(c.tokens.begin(), c.tokens.end(), job.prompt.begin())) best = &c;
+  }
+  if (!best) return nullptr;
+  std::lock_guard<std::mutex> lock(mu_);
+  stats_.prefix_tokens_reused += best->tokens.size();
+  return best->cache;
 }
 
 bool Engine::continue_conversation(Active& a) {
@@ -178,8 +207,11 @@ bool Engine::start(Active& a, const std::vector<Active>& active) {
         if (&other != &a && other.fills_prefix && same_prefix(*other.job, job)) return false;  // wait for it
       }
       a.fills_prefix = true;
-      std::lock_guard<std::mutex> lock(mu_);
-      stats_.prefix_misses++;
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        stats_.prefix_misses++;
+      }
+      prefix = shorter_prefix(job);
     }
   }
   a.generation = std::make_unique<generate::Generation>(*model_->decoder, model_->tokenizer, job.prompt,
@@ -209,7 +241,8 @@ void Engine::step_alone(Active& a, int64_t max_prompt_tokens) {
       p.adapter_key = job.adapter_key;
       p.tokens.assign(job.prompt.begin(), job.prompt.begin() + prefix_len);
       p.cache = std::make_shared<model::KVCache>(g.cache().slice(0, prefix_len));
-      prefixes_.push(std::move(p));
+      if (job.prefix_uses > 1) p.uses_left = job.prefix_uses - 1;  // this job was the first use
+      if (job.prefix_uses != 1) prefixes_.push(std::move(p));
     }
     deliver(a, delta);
   } catch (const std::exception& e) {
@@ -240,6 +273,11 @@ void Engine::step_together(const std::vector<Active*>& batch) {
 void Engine::deliver(Active& a, const std::string& delta) {
   EngineJob& job = *a.job;
   try {
+    const auto& lps = a.generation->result().logprobs;
+    if (lps.size() > a.logprobs_sent && job.on_logprobs) {
+      job.on_logprobs(std::vector<generate::TokenLogprob>(lps.begin() + static_cast<int64_t>(a.logprobs_sent), lps.end()));
+    }
+    a.logprobs_sent = lps.size();
     if (!delta.empty() && job.on_delta) job.on_delta(delta);
     if (!a.generation->done()) return;
     a.ended = true;

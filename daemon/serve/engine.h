@@ -63,12 +63,19 @@ struct EngineJob {
   // Leading prompt tokens that many requests share (the system message): their KV is
   // computed once per adapter version and reused. 0 = no prefix caching.
   size_t prefix_len = 0;
+  // > 0: the cached prefix is forgotten after this many jobs used it, the one computing
+  // it included (the n answers of one request share all but the prompt's last token
+  // this way, without crowding the system prefixes out of the cache). 0 = kept (LRU).
+  int prefix_uses = 0;
   // The adapter this job generates with, held for the job's whole life (RCU: a swap
   // never changes a job mid-answer). nullptr = base model.
   std::shared_ptr<const adapter::Adapter> adapter;
   std::string adapter_key;  // names the adapter's contents for the prefix cache: "base", "v7"
   generate::GenerateOptions options;
   std::function<void(std::string_view delta)> on_delta;
+  // With options.top_logprobs >= 0: the logprobs of the tokens a step generated, called
+  // just before that step's on_delta (also when the step's text is held back).
+  std::function<void(const std::vector<generate::TokenLogprob>& logprobs)> on_logprobs;
   std::function<void(const generate::GenerateResult& result)> on_done;
   std::function<void(const std::string& message)> on_error;
   std::atomic<bool> cancelled{false};  // set from any thread; honoured before the next step
@@ -107,6 +114,8 @@ class Engine {
 
   // false when the queue is full (the caller answers 429) or the engine is stopping.
   bool submit(std::shared_ptr<EngineJob> job);
+  // Queues all of `jobs` or none (the n answers of one request): false as submit().
+  bool submit_all(const std::vector<std::shared_ptr<EngineJob>>& jobs);
   size_t waiting() const;  // queued, not started
   size_t active() const;   // being decoded
   bool busy() const { return waiting() + active() > 0; }
@@ -124,6 +133,7 @@ class Engine {
   struct Active {
     std::shared_ptr<EngineJob> job;
     std::unique_ptr<generate::Generation> generation;
+    size_t logprobs_sent = 0;   // entries of the result's logprobs handed to on_logprobs
     bool ended = false;         // on_done or on_error has been called
     bool fills_prefix = false;  // its prefill stores job.prefix_len tokens' KV as a prefix
   };
@@ -131,6 +141,7 @@ class Engine {
     std::string adapter_key;
     std::vector<int64_t> tokens;
     std::shared_ptr<const model::KVCache> cache;
+    int uses_left = -1;  // > 0: forgotten after this many more hits (EngineJob::prefix_uses)
   };
   struct Conversation {  // a finished chat's KV: cache holds tokens' KV
     std::string adapter_key;
@@ -154,6 +165,9 @@ class Engine {
   void fail(Active& a, const std::exception& e);
   // The cached prefix KV for the job's first prefix_len tokens, or nullptr.
   std::shared_ptr<const model::KVCache> cached_prefix(const EngineJob& job);
+  // The longest cached prefix shorter than the job's prefix_len that its prompt starts
+  // with (a job computing a long shared prefix starts from the system prefix), or nullptr.
+  std::shared_ptr<const model::KVCache> shorter_prefix(const EngineJob& job);
   static bool same_prefix(const EngineJob& a, const EngineJob& b);
   // Starts the job on the KV of the kept chat sharing the longest prompt prefix with it,
   // when that saves kMinReuseGain tokens over the system prefix; false otherwise.

@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
+#include <mutex>
 #include <fstream>
 #include <sstream>
 #include <optional>
@@ -16,11 +17,14 @@
 #include "daemon/log.h"
 #include "daemon/serve/adapter_registry.h"
 #include "daemon/serve/admin_api.h"
+#include "daemon/serve/chat_call.h"
 #include "daemon/serve/engine.h"
 #include "daemon/serve/feedback.h"
 #include "daemon/serve/params.h"
 #include "daemon/serve/service_metrics.h"
 #include "learning/generate/chat_model.h"
+#include "learning/grammar/tool_call.h"
+#include "learning/grammar/vocab.h"
 #include "learning/model/threads.h"
 #include "storage/store.h"
 
@@ -118,52 +122,49 @@ class KaizenService : public Service {
     if (!who.ok()) return who.error();
     const uint64_t version = who.value().version;
     std::vector<text::ChatMessage> messages = prompt_messages(req);
-    auto job = std::make_shared<EngineJob>();
-    if (auto err = encode_prompt(req, messages, job.get())) return *err;
-    set_sampling(req, job.get());
-    job->adapter = who.value().adapter;
-    job->adapter_key = adapter_key(job->adapter ? version : 0);
+    EngineJob job;
+    if (auto err = encode_prompt(req, messages, &job)) return *err;
+    if (auto err = set_sampling(req, &job)) return *err;
+    job.adapter = who.value().adapter;
+    job.adapter_key = adapter_key(job.adapter ? version : 0);
 
-    // Log the request; the answer's id is reserved now so the response can carry it.
-    Result<std::pair<uint64_t, uint64_t>> logged = log_request(req, messages);
+    // Log the request; the answers' ids are reserved now so the response can carry them.
+    Result<std::pair<uint64_t, std::vector<uint64_t>>> logged = log_request(req, messages);
     if (!logged.ok()) return logged.error();
-    const auto [conv_id, id] = logged.value();
+    const uint64_t conv_id = logged.value().first;
+    const std::vector<uint64_t> ids = logged.value().second;
     const int64_t start = now_ms();
     storage::Store* store = store_.get();
-    job->on_delta = events.on_delta;
-    job->on_done = [store, id, conv_id, version, start, events](const generate::GenerateResult& r) {
+    auto store_answer = [store, ids, conv_id, version, start](int i, const generate::GenerateResult& r) {
       storage::Message rec;
-      rec.id = id;
+      rec.id = ids[static_cast<size_t>(i)];
       rec.conversation_id = conv_id;
       rec.role = "assistant";
-      rec.content = r.text;
+      rec.content = r.text;  // as the model wrote it: tool calls stay in their <tool_call> blocks
       rec.prompt_tokens = static_cast<uint32_t>(r.prompt_tokens);
       rec.completion_tokens = static_cast<uint32_t>(r.ids.size());
       rec.adapter_version = version;
       rec.latency_ms = static_cast<uint32_t>(now_ms() - start);
       auto st = store->append_message(rec);
-      if (!st.ok()) logger()->error("event=log_answer_failed message_id={} error=\"{}\"", id, st.status().ToString());
-      ChatResult result;
-      result.finish_reason = generate::finish_reason_name(r.finish);
-      result.usage.prompt_tokens = r.prompt_tokens;
-      result.usage.cached_tokens = r.cached_tokens;
-      result.usage.completion_tokens = static_cast<int64_t>(r.ids.size());
-      if (events.on_done) events.on_done(result);
+      if (!st.ok()) logger()->error("event=log_answer_failed message_id={} error=\"{}\"", rec.id, st.status().ToString());
     };
-    job->on_error = [events](const std::string& message) {
-      if (events.on_error) events.on_error(Error::Internal(message));
-    };
-    if (!engine_->submit(job)) {
+    ChatCallOptions co;
+    co.n = req.n;
+    co.parse_tools = !req.tools.empty() && req.tool_choice != ToolChoice::kNone && !req.prompt;
+    co.template_kind = model_->chat_template->kind();
+    co.seed = req.seed;
+    auto call = std::make_shared<ChatCall>(co, std::move(events), model_->tokenizer, store_answer);
+    if (!engine_->submit_all(call->make_jobs(job))) {
       return Error::TooManyRequests("the engine queue is full; retry shortly",
                                     static_cast<int>(config_.limits.retry_after_s));
     }
     ChatTicket ticket;
-    ticket.id = std::to_string(id);
+    ticket.id = std::to_string(ids.front());
     ticket.model = who.value().model_name;
     ticket.created = start / 1000;
-    std::weak_ptr<EngineJob> weak = job;
+    std::weak_ptr<ChatCall> weak = call;
     ticket.cancel = [weak] {
-      if (auto j = weak.lock()) j->cancelled.store(true);
+      if (auto c = weak.lock()) c->cancel();
     };
     return ticket;
   }
@@ -200,7 +201,14 @@ class KaizenService : public Service {
     std::vector<text::ChatMessage> messages;
     const bool has_system = !req.messages.empty() && req.messages.front().role == "system";
     if (!has_system && !system_prompt_.empty()) messages.push_back({"system", system_prompt_});
-    for (const auto& m : req.messages) messages.push_back({m.role, m.content});
+    for (const auto& m : req.messages) {
+      text::ChatMessage t;
+      t.role = m.role;
+      t.content = m.content;
+      for (const auto& c : m.tool_calls) t.tool_calls.push_back({c.id, c.name, c.arguments, c.arguments_is_object});
+      t.tool_call_id = m.tool_call_id;
+      messages.push_back(std::move(t));
+    }
     return messages;
   }
 
@@ -211,33 +219,47 @@ class KaizenService : public Service {
     text::ChatOptions co;
     co.add_generation_prompt = true;
     co.enable_thinking = req.enable_thinking.value_or(false);
+    for (const auto& t : req.tools) co.tools.push_back(t.raw);
     try {
-      job->prompt = model_->encode_chat(messages, co);
-      if (messages.front().role == "system") {
+      if (req.prompt) {  // /v1/completions: the text as it is
+        job->prompt = model_->encode(*req.prompt);
+        if (job->prompt.empty()) return Error::InvalidRequest("'prompt' is empty", "prompt");
+      } else {
+        job->prompt = model_->encode_chat(messages, co);
+      }
+      if (!req.prompt && messages.front().role == "system") {
         // The system turn alone tokenizes to a prefix of the prompt (it ends in a special
         // token), so its KV can be shared; verified, never assumed.
-        std::vector<int64_t> prefix = model_->encode(
-            model_->chat_template->render({messages.front()}, text::ChatOptions{false, co.enable_thinking}));
-        if (prefix.size() < job->prompt.size() &&
+        text::ChatOptions system_only = co;
+        system_only.add_generation_prompt = false;
+        std::vector<int64_t> prefix;
+        try {
+          prefix = model_->encode(model_->chat_template->render({messages.front()}, system_only));
+        } catch (const std::exception&) {
+          // Some templates refuse a system turn alone (Llama-3.1 with tools in the first
+          // user turn): no shared prefix then, the prompt itself rendered fine.
+        }
+        if (!prefix.empty() && prefix.size() < job->prompt.size() &&
             std::equal(prefix.begin(), prefix.end(), job->prompt.begin())) {
           job->prefix_len = prefix.size();
         }
       }
     } catch (const std::exception& e) {
-      return Error::InvalidRequest(std::string("cannot render the prompt: ") + e.what(), "messages");
+      return Error::InvalidRequest(std::string("cannot render the prompt: ") + e.what(), req.prompt ? "prompt" : "messages");
     }
     const int64_t context = model_->decoder->config().max_position_embeddings;
     if (static_cast<int64_t>(job->prompt.size()) + req.max_tokens > context) {
       return Error::InvalidRequest("prompt (" + std::to_string(job->prompt.size()) + " tokens) + max_tokens (" +
                                        std::to_string(req.max_tokens) + ") exceeds the model's context of " +
                                        std::to_string(context) + " tokens",
-                                   "messages", "context_length_exceeded");
+                                   req.prompt ? "prompt" : "messages", "context_length_exceeded");
     }
     return std::nullopt;
   }
 
-  // Sampling: request values, else the model's generation_config.json.
-  void set_sampling(const ChatRequest& req, EngineJob* job) const {
+  // Sampling: request values, else the model's generation_config.json; the constraint
+  // (response_format, or tool_choice required / a named function) and logprobs.
+  std::optional<Error> set_sampling(const ChatRequest& req, EngineJob* job) {
     const auto& g = model_->generation;
     auto& so = job->options.sampling;
     so.temperature = req.temperature.value_or(g.do_sample ? g.temperature : 0.0);
@@ -249,16 +271,49 @@ class KaizenService : public Service {
     job->options.max_new_tokens = req.max_tokens;
     job->options.stop = req.stop;
     job->options.eos_token_ids = model_->eos_token_ids;
+    job->options.top_logprobs = req.top_logprobs;
+    job->options.grammar = req.grammar;
+    if (req.tool_choice == ToolChoice::kRequired || req.tool_choice == ToolChoice::kNamed) {
+      if (model_->chat_template->kind() != text::TemplateKind::kQwen3 &&
+          model_->chat_template->kind() != text::TemplateKind::kChatML) {
+        return Error::InvalidRequest(std::string("tool_choice '") + (req.tool_choice == ToolChoice::kNamed ? "function" : "required") +
+                                         "' needs a model that writes <tool_call> blocks (Qwen); this model's template is " +
+                                         text::ChatTemplate::name_of(model_->chat_template->kind()),
+                                     "tool_choice");
+      }
+      std::vector<grammar::ToolSpec> specs;
+      for (const auto& t : req.tools) {
+        if (req.tool_choice == ToolChoice::kNamed && t.name != req.tool_choice_name) continue;
+        grammar::ToolSpec spec;
+        spec.name = t.name;
+        if (!t.parameters.is_null()) spec.ordered_parameters = t.parameters;
+        specs.push_back(std::move(spec));
+      }
+      try {
+        job->options.grammar = grammar::tool_call_grammar(specs, req.parallel_tool_calls && req.tool_choice == ToolChoice::kRequired);
+      } catch (const grammar::SchemaError& e) {
+        return Error::InvalidRequest(e.what(), "tools");
+      }
+    }
+    if (job->options.grammar) job->options.grammar_vocab = grammar_vocab();
+    return std::nullopt;
+  }
+
+  // The tokenizer's vocabulary for constrained decoding, built on first use.
+  std::shared_ptr<const grammar::Vocab> grammar_vocab() {
+    std::call_once(vocab_once_, [this] { vocab_ = grammar::Vocab::from_tokenizer(*model_->tokenizer); });
+    return vocab_;
   }
 
   // Stores the conversation and its messages; returns (conversation id, the answer's
   // reserved message id).
-  Result<std::pair<uint64_t, uint64_t>> log_request(const ChatRequest& req,
-                                                    const std::vector<text::ChatMessage>& messages) {
+  Result<std::pair<uint64_t, std::vector<uint64_t>>> log_request(const ChatRequest& req,
+                                                                 std::vector<text::ChatMessage> messages) {
+    if (req.prompt) messages = {text::ChatMessage{"user", *req.prompt}};
     storage::Conversation conv;
     conv.user = req.user.empty() ? peer_name(req.peer) : req.user;
     conv.model = req.model;
-    for (const auto& m : req.messages) {
+    for (const auto& m : messages) {
       if (m.role == "user") {
         conv.title = m.content.substr(0, 80);
         break;
@@ -276,9 +331,13 @@ class KaizenService : public Service {
       auto st = store_->append_message(rec);
       if (!st.ok()) return from_status(st.status());
     }
-    auto answer_id = store_->reserve_message_id();
-    if (!answer_id.ok()) return from_status(answer_id.status());
-    return std::make_pair(conv_id, *answer_id);
+    std::vector<uint64_t> ids;
+    for (int i = 0; i < std::max(1, req.n); ++i) {
+      auto answer_id = store_->reserve_message_id();
+      if (!answer_id.ok()) return from_status(answer_id.status());
+      ids.push_back(*answer_id);
+    }
+    return std::make_pair(conv_id, std::move(ids));
   }
 
   std::vector<ModelEntry> list_models() override {
@@ -328,6 +387,8 @@ class KaizenService : public Service {
   std::unique_ptr<Learner> learner_;
   std::unique_ptr<AdminApi> admin_;
   int64_t started_ms_ = 0;
+  std::once_flag vocab_once_;
+  std::shared_ptr<const grammar::Vocab> vocab_;
 };
 
 Result<std::unique_ptr<Service>> make_kaizen_service(const Config& config, const StartupProgress& progress,

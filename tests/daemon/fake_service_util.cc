@@ -93,7 +93,7 @@ void FakeService::engine_loop() {
       }
       if (j->cancelled->load()) {
         chats_cancelled_.fetch_add(1);
-        done.finish_reason = "cancelled";
+        done.finish_reasons = {"cancelled"};
         done.usage.completion_tokens = static_cast<int64_t>(j->next);
         j->events.on_done(done);
         continue;
@@ -105,7 +105,7 @@ void FakeService::engine_loop() {
         continue;
       }
       if (j->next >= j->tokens.size() || static_cast<int64_t>(j->next) >= r.max_tokens) {
-        done.finish_reason = j->next >= j->tokens.size() ? "stop" : "length";
+        done.finish_reasons = {j->next >= j->tokens.size() ? "stop" : "length"};
         done.usage.completion_tokens = static_cast<int64_t>(j->next);
         j->events.on_done(done);
         continue;
@@ -120,10 +120,10 @@ void FakeService::engine_loop() {
           stopped = true;
         }
       }
-      if (!piece.empty()) j->events.on_delta(piece);
+      if (!piece.empty()) j->events.on_delta(ChoiceDelta{0, piece, {}, {}});
       j->produced += piece;
       if (stopped) {
-        done.finish_reason = "stop";
+        done.finish_reasons = {"stop"};
         done.usage.completion_tokens = static_cast<int64_t>(j->next);
         j->events.on_done(done);
         continue;

@@ -43,11 +43,15 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     if (r.messages.empty() || r.model.empty() || r.max_tokens < 1 ||
         r.max_tokens > limits.max_tokens)
       __builtin_trap();  // validation let an invalid request through
-    kaizen::daemon::ChatTicket t{"msg_1", r.model, 0, nullptr};
-    (void)kaizen::daemon::sse_content_chunk(t, r.messages[0].content);
+    kaizen::daemon::ChatTicket t{"msg_1", r.model, 0, false, nullptr};
+    (void)kaizen::daemon::sse_delta_chunk(t, kaizen::daemon::ChoiceDelta{0, r.messages[0].content, r.messages[0].tool_calls, {}}, 0,
+                                          true, 0);
+    if (r.n < 1 || r.n > limits.max_n || r.top_logprobs > 20) __builtin_trap();
   } else {
     (void)kaizen::daemon::error_body(chat.error());
   }
+  auto completion = kaizen::daemon::parse_completion_request(body, limits);
+  if (completion.ok() && (!completion.value().prompt || completion.value().prompt->empty())) __builtin_trap();
   auto fb = kaizen::daemon::parse_feedback_request(body);
   if (fb.ok() && fb.value().rating != 1 && fb.value().rating != -1) __builtin_trap();
   return 0;

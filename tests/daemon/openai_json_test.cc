@@ -55,6 +55,126 @@ TEST(OpenAiJsonTest, ParsesEveryField) {
   EXPECT_EQ(c.user, "alice");
 }
 
+TEST(OpenAiJsonTest, ToolsToolCallsAndToolResults) {
+  // The tools exactly as the client wrote them (keys out of alphabetical order): the chat
+  // template's tojson shows the model this order.
+  const std::string body = R"({"model": "kaizen", "tool_choice": {"type": "function", "function": {"name": "get_order"}},
+    "parallel_tool_calls": false,
+    "tools": [{"type": "function", "function": {"name": "get_order", "description": "Order status",
+               "parameters": {"type": "object", "properties": {"id": {"type": "string"}}, "required": ["id"]}}}],
+    "messages": [{"role": "user", "content": "where is 7?"},
+                 {"role": "assistant", "content": null, "tool_calls": [{"id": "call_1", "type": "function",
+                   "function": {"name": "get_order", "arguments": "{\"id\": \"7\"}"}}]},
+                 {"role": "tool", "tool_call_id": "call_1", "content": "shipped"}]})";
+  auto r = parse_chat_request(body, Limits{});
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  const ChatRequest& c = r.value();
+  ASSERT_EQ(c.tools.size(), 1u);
+  EXPECT_EQ(c.tools[0].name, "get_order");
+  EXPECT_EQ(c.tools[0].parameters["required"].dump(), R"(["id"])");
+  EXPECT_EQ(c.tools[0].raw.dump(), R"({"type":"function","function":{"name":"get_order","description":"Order status",)"
+                                   R"("parameters":{"type":"object","properties":{"id":{"type":"string"}},"required":["id"]}}})");
+  EXPECT_EQ(c.tool_choice, ToolChoice::kNamed);
+  EXPECT_EQ(c.tool_choice_name, "get_order");
+  EXPECT_FALSE(c.parallel_tool_calls);
+  ASSERT_EQ(c.messages[1].tool_calls.size(), 1u);
+  EXPECT_EQ(c.messages[1].tool_calls[0].id, "call_1");
+  EXPECT_EQ(c.messages[1].tool_calls[0].arguments, R"({"id": "7"})");  // verbatim, as the template shows it
+  EXPECT_EQ(c.messages[2].tool_call_id, "call_1");
+  EXPECT_FALSE(c.grammar);  // the forced call's grammar is the service's (it knows the template)
+}
+
+TEST(OpenAiJsonTest, ResponseFormatLogprobsAndN) {
+  json j = minimal();
+  j["response_format"] = {{"type", "json_schema"},
+                          {"json_schema", {{"name", "answer"}, {"strict", true},
+                                           {"schema", {{"type", "object"}, {"properties", {{"ok", {{"type", "boolean"}}}}},
+                                                       {"required", {"ok"}}, {"additionalProperties", false}}}}}};
+  j["logprobs"] = true;
+  j["top_logprobs"] = 5;
+  j["n"] = 3;
+  auto r = parse(j);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().response_format, ResponseFormat::kJsonSchema);
+  EXPECT_TRUE(r.value().grammar);
+  EXPECT_EQ(r.value().top_logprobs, 5);
+  EXPECT_EQ(r.value().n, 3);
+  j["response_format"] = {{"type", "json_object"}};
+  j["logprobs"] = false;
+  j.erase("top_logprobs");
+  r = parse(j);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(r.value().response_format, ResponseFormat::kJsonObject);
+  EXPECT_TRUE(r.value().grammar);
+  EXPECT_EQ(r.value().top_logprobs, -1);
+  j["response_format"] = {{"type", "text"}};
+  EXPECT_FALSE(parse(j).value().grammar);
+  Limits few;
+  few.max_n = 2;
+  EXPECT_EQ(parse(j, few).error().param, "n");
+}
+
+TEST(OpenAiJsonTest, CompletionRequests) {
+  Limits l;
+  auto r = parse_completion_request(R"({"model": "base", "prompt": "Once upon", "logprobs": 2, "n": 2, "seed": 5})", l);
+  ASSERT_TRUE(r.ok()) << r.error().message;
+  EXPECT_EQ(*r.value().prompt, "Once upon");
+  EXPECT_TRUE(r.value().messages.empty());
+  EXPECT_EQ(r.value().max_tokens, 16);  // OpenAI's default for completions
+  EXPECT_EQ(r.value().top_logprobs, 2);
+  EXPECT_EQ(r.value().n, 2);
+  EXPECT_EQ(parse_completion_request(R"({"model": "base", "prompt": ["one"]})", l).value().prompt, "one");
+  struct Bad {
+    const char* body;
+    const char* param;
+  };
+  for (const Bad& b : {Bad{R"({"model": "base"})", "prompt"}, Bad{R"({"model": "base", "prompt": ""})", "prompt"},
+                       Bad{R"({"model": "base", "prompt": ["a", "b"]})", "prompt"},
+                       Bad{R"({"model": "base", "prompt": [1, 2]})", "prompt"},
+                       Bad{R"({"model": "base", "prompt": "x", "echo": true})", "echo"},
+                       Bad{R"({"model": "base", "prompt": "x", "suffix": "y"})", "suffix"},
+                       Bad{R"({"model": "base", "prompt": "x", "best_of": 2})", "best_of"},
+                       Bad{R"({"model": "base", "prompt": "x", "logprobs": 21})", "logprobs"},
+                       Bad{R"({"prompt": "x"})", "model"}}) {
+    auto e = parse_completion_request(b.body, l);
+    ASSERT_FALSE(e.ok()) << b.body;
+    EXPECT_EQ(e.error().param, b.param) << b.body << ": " << e.error().message;
+  }
+}
+
+TEST(OpenAiJsonTest, ToolCallsAndLogprobsInResponses) {
+  ChatTicket t{"9", "kaizen", 1700000000, false, nullptr};
+  ChoiceOutput calls;
+  calls.tool_calls = {{"call_a", "get_order", R"({"id":"7"})"}};
+  ChoiceOutput text{"Hi", {}, {{"Hi", -0.5, {{"Hi", -0.5}, {"\xe6", -2.0}}}}};
+  json c = json::parse(completion_body(t, {calls, text}, ChatResult{{"tool_calls", "stop"}, {5, 2, 0}}, true));
+  EXPECT_TRUE(c["choices"][0]["message"]["content"].is_null());
+  EXPECT_EQ(c["choices"][0]["message"]["tool_calls"][0]["function"]["arguments"], R"({"id":"7"})");
+  EXPECT_EQ(c["choices"][0]["message"]["tool_calls"][0]["type"], "function");
+  EXPECT_EQ(c["choices"][0]["finish_reason"], "tool_calls");
+  EXPECT_EQ(c["choices"][1]["index"], 1);
+  const json& lp = c["choices"][1]["logprobs"]["content"][0];
+  EXPECT_EQ(lp["token"], "Hi");
+  EXPECT_DOUBLE_EQ(lp["logprob"].get<double>(), -0.5);
+  EXPECT_EQ(lp["bytes"], json::array({72, 105}));
+  EXPECT_EQ(lp["top_logprobs"][1]["bytes"], json::array({0xe6}));  // a partial UTF-8 sequence keeps its bytes
+
+  json k = json::parse(sse_delta_chunk(t, ChoiceDelta{1, "", calls.tool_calls, {}}, 2, false, 0).substr(6));
+  EXPECT_EQ(k["choices"][0]["index"], 1);
+  EXPECT_EQ(k["choices"][0]["delta"]["tool_calls"][0]["index"], 2);
+  EXPECT_EQ(k["choices"][0]["delta"]["tool_calls"][0]["id"], "call_a");
+  EXPECT_FALSE(k["choices"][0]["delta"].contains("content"));
+
+  t.text_completion = true;
+  json tc = json::parse(completion_body(t, {text}, ChatResult{{"length"}, {5, 2, 0}}, true));
+  EXPECT_EQ(tc["object"], "text_completion");
+  EXPECT_EQ(tc["choices"][0]["text"], "Hi");
+  EXPECT_EQ(tc["choices"][0]["logprobs"]["tokens"][0], "Hi");
+  EXPECT_DOUBLE_EQ(tc["choices"][0]["logprobs"]["top_logprobs"][0]["Hi"].get<double>(), -0.5);
+  EXPECT_EQ(tc["choices"][0]["logprobs"]["text_offset"][0], 0);
+  EXPECT_EQ(sse_role_chunk(t, 0), "");
+}
+
 TEST(OpenAiJsonTest, DefaultsLeaveSamplingToTheModel) {
   Limits l;
   l.default_max_tokens = 123;
@@ -67,6 +187,10 @@ TEST(OpenAiJsonTest, DefaultsLeaveSamplingToTheModel) {
   l.max_tokens = 50;  // the default never exceeds the cap
   EXPECT_EQ(parse(minimal(), l).value().max_tokens, 50);
   EXPECT_FALSE(r.value().stream);
+}
+
+json tool(const std::string& name, json parameters = {{"type", "object"}, {"properties", json::object()}}) {
+  return {{"type", "function"}, {"function", {{"name", name}, {"parameters", std::move(parameters)}}}};
 }
 
 struct BadCase {
@@ -99,8 +223,57 @@ TEST(OpenAiJsonTest, BadInputNamesTheField) {
       {"stop empty", [](json& j) { j["stop"] = {""}; }, "stop", "empty string"},
       {"seed float", [](json& j) { j["seed"] = 0.5; }, "seed", "an integer"},
       {"stream type", [](json& j) { j["stream"] = "yes"; }, "stream", "a boolean"},
-      {"n", [](json& j) { j["n"] = 2; }, "n", "n=1"},
-      {"tools", [](json& j) { j["tools"] = {{{"type", "function"}}}; }, "tools", "not supported"},
+      {"n over the limit", [](json& j) { j["n"] = 9; }, "n", "expected 1..8"},
+      {"tool without function", [](json& j) { j["tools"] = {{{"type", "function"}}}; }, "tools[0].function",
+       "must be an object"},
+      {"tool type", [](json& j) { j["tools"] = {{{"type", "retrieval"}}}; }, "tools[0].type", "\"function\""},
+      {"tool name", [](json& j) { j["tools"] = {tool("get weather")}; }, "tools[0].function.name", "a-z"},
+      {"tool schema not an object", [](json& j) { j["tools"] = {tool("f", json::array())}; },
+       "tools[0].function.parameters", "a JSON schema object"},
+      {"tool schema of a string", [](json& j) { j["tools"] = {tool("f", {{"type", "string"}})}; },
+       "tools[0].function.parameters.type", "must be \"object\""},
+      {"same tool twice", [](json& j) { j["tools"] = {tool("f"), tool("f")}; }, "tools[1].function.name", "twice"},
+      {"unknown tool_choice", [](json& j) { j["tools"] = {tool("f")}; j["tool_choice"] = "always"; }, "tool_choice",
+       "expected auto, none, required"},
+      {"tool_choice names an undeclared function",
+       [](json& j) {
+         j["tools"] = {tool("f")};
+         j["tool_choice"] = {{"type", "function"}, {"function", {{"name", "g"}}}};
+       },
+       "tool_choice", "does not declare"},
+      {"tool_choice without tools", [](json& j) { j["tool_choice"] = "required"; }, "tool_choice", "needs 'tools'"},
+      {"forced call with an unsupported schema",
+       [](json& j) {
+         j["tools"] = {tool("f", {{"type", "object"}, {"properties", {{"a", {{"type", "string"}, {"pattern", "x+"}}}}}})};
+         j["tool_choice"] = "required";
+       },
+       "tools[0].function.parameters", "pattern"},
+      {"tool message without a matching call",
+       [](json& j) { j["messages"].push_back({{"role", "tool"}, {"tool_call_id", "call_x"}, {"content", "1"}}); },
+       "messages[1].tool_call_id", "call_x"},
+      {"tool message without tool_call_id", [](json& j) { j["messages"].push_back({{"role", "tool"}, {"content", "1"}}); },
+       "messages[1].tool_call_id", "required"},
+      {"tool_calls on a user message",
+       [](json& j) { j["messages"][0]["tool_calls"] = json::array(); }, "messages[0].tool_calls", "only allowed"},
+      {"tool call without id",
+       [](json& j) {
+         j["messages"].push_back({{"role", "assistant"}, {"tool_calls", {{{"function", {{"name", "f"}}}}}}});
+       },
+       "messages[1].tool_calls[0].id", "required"},
+      {"response_format type", [](json& j) { j["response_format"] = {{"type", "xml"}}; }, "response_format.type",
+       "expected text, json_object or json_schema"},
+      {"json_schema without name",
+       [](json& j) { j["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"schema", {{"type", "object"}}}}}}; },
+       "response_format.json_schema.name", "required"},
+      {"json_schema unsupported keyword",
+       [](json& j) {
+         j["response_format"] = {{"type", "json_schema"},
+                                 {"json_schema", {{"name", "x"}, {"schema", {{"type", "string"}, {"format", "email"}}}}}};
+       },
+       "response_format.json_schema.schema", "format"},
+      {"top_logprobs without logprobs", [](json& j) { j["top_logprobs"] = 3; }, "top_logprobs", "needs 'logprobs'"},
+      {"top_logprobs range", [](json& j) { j["logprobs"] = true; j["top_logprobs"] = 21; }, "top_logprobs",
+       "expected 0..20"},
       {"thinking type", [](json& j) { j["chat_template_kwargs"] = {{"enable_thinking", "no"}}; },
        "chat_template_kwargs.enable_thinking", "a boolean"},
   };
@@ -149,8 +322,8 @@ TEST(OpenAiJsonTest, FeedbackParsing) {
 }
 
 TEST(OpenAiJsonTest, ResponseShapes) {
-  ChatTicket t{"msg_7", "kaizen@v3", 1700000000, nullptr};
-  json c = json::parse(completion_body(t, "Hello", ChatResult{"stop", {5, 2, 3}}));
+  ChatTicket t{"msg_7", "kaizen@v3", 1700000000, false, nullptr};
+  json c = json::parse(completion_body(t, {ChoiceOutput{"Hello", {}, {}}}, ChatResult{{"stop"}, {5, 2, 3}}, false));
   EXPECT_EQ(c["id"], "msg_7");
   EXPECT_EQ(c["object"], "chat.completion");
   EXPECT_EQ(c["model"], "kaizen@v3");
@@ -159,7 +332,7 @@ TEST(OpenAiJsonTest, ResponseShapes) {
   EXPECT_EQ(c["usage"]["total_tokens"], 7);
   EXPECT_EQ(c["usage"]["prompt_tokens_details"]["cached_tokens"], 3);  // OpenAI's field for cache hits
 
-  std::string chunk = sse_content_chunk(t, "a\nb");
+  std::string chunk = sse_delta_chunk(t, ChoiceDelta{0, "a\nb", {}, {}}, 0, false, 0);
   ASSERT_EQ(chunk.rfind("data: ", 0), 0u);
   ASSERT_EQ(chunk.substr(chunk.size() - 2), "\n\n");
   json k = json::parse(chunk.substr(6));
@@ -172,7 +345,7 @@ TEST(OpenAiJsonTest, ResponseShapes) {
   EXPECT_TRUE(json::parse(error_body(Error::Internal("x")))["error"]["param"].is_null());
 
   // Invalid UTF-8 from an engine bug is replaced, not thrown.
-  EXPECT_NO_THROW(sse_content_chunk(t, "\xff"));
+  EXPECT_NO_THROW(sse_delta_chunk(t, ChoiceDelta{0, "\xff", {}, {}}, 0, false, 0));
 }
 
 }  // namespace

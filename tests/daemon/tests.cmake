@@ -36,9 +36,17 @@ if(KAIZEN_SYSTEMD_ANALYZE AND TARGET kaizend)
 endif()
 
 # Fuzzing: libFuzzer with clang when it links; else a g++ corpus replayer.
+# The request parsers and what they call: the JSON-schema compiler is fuzzed through
+# response_format and tools.
 set(KAIZEN_FUZZ_SOURCES ${KAIZEN_DAEMON_TEST_DIR}/fuzz_chat_request.cc
                         ${CMAKE_SOURCE_DIR}/daemon/http/openai_json.cc
-                        ${CMAKE_SOURCE_DIR}/daemon/service.cc)
+                        ${CMAKE_SOURCE_DIR}/daemon/http/openai_request.cc
+                        ${CMAKE_SOURCE_DIR}/daemon/http/openai_tools.cc
+                        ${CMAKE_SOURCE_DIR}/daemon/http/json_fields.cc
+                        ${CMAKE_SOURCE_DIR}/daemon/service.cc
+                        ${CMAKE_SOURCE_DIR}/learning/grammar/grammar.cc
+                        ${CMAKE_SOURCE_DIR}/learning/grammar/json_rules.cc
+                        ${CMAKE_SOURCE_DIR}/learning/grammar/json_schema.cc)
 find_program(KAIZEN_CLANGXX clang++)
 set(KAIZEN_LIBFUZZER OFF)
 if(KAIZEN_CLANGXX)
@@ -59,6 +67,7 @@ if(KAIZEN_LIBFUZZER)
             -fno-sanitize-recover=undefined -I${CMAKE_SOURCE_DIR} ${KAIZEN_FUZZ_SOURCES}
             -o ${KAIZEN_FUZZ_BIN}
     DEPENDS ${KAIZEN_FUZZ_SOURCES} ${CMAKE_SOURCE_DIR}/daemon/http/openai_json.h
+            ${CMAKE_SOURCE_DIR}/daemon/http/openai_tools.h ${CMAKE_SOURCE_DIR}/daemon/http/json_fields.h
             ${CMAKE_SOURCE_DIR}/daemon/service.h ${CMAKE_SOURCE_DIR}/daemon/config.h
     COMMENT "Building libFuzzer target fuzz_chat_request (clang)")
   add_custom_target(fuzz_chat_request ALL DEPENDS ${KAIZEN_FUZZ_BIN})

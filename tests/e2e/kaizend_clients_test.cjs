@@ -98,6 +98,62 @@ function expectError(r, status, type) {
   assert.ok(e.message.length > 0);
 }
 
+// What agent frameworks do with the official client: a tool-calling round trip (tools ->
+// tool_calls -> tool result -> answer), streaming and not; structured outputs through the
+// client's parse helper; logprobs; n = 3. The random demo model says nonsense: forced calls
+// and schemas are kept valid by constrained decoding.
+async function agentFrameworkChecks(client, ids) {
+  const tools = [{ type: 'function', function: {
+    name: 'get_order_status', description: 'Where an order is',
+    parameters: { type: 'object', properties: { order_id: { type: 'string', maxLength: 10 } },
+                  required: ['order_id'], additionalProperties: false } } }];
+  const messages = [{ role: 'user', content: 'Where is my order A-17?' }];
+  const called = await client.chat.completions.create({ model: 'kaizen', messages, tools, tool_choice: 'required',
+                                                         temperature: 0, max_tokens: 60 });
+  ids.push(called.id);
+  const choice = called.choices[0];
+  assert.strictEqual(choice.finish_reason, 'tool_calls', JSON.stringify(called));
+  const call = choice.message.tool_calls[0];
+  assert.strictEqual(call.type, 'function');
+  assert.strictEqual(call.function.name, 'get_order_status');
+  const args = JSON.parse(call.function.arguments);
+  assert.strictEqual(typeof args.order_id, 'string');
+  assert.deepStrictEqual(Object.keys(args), ['order_id']);
+
+  const streamedCall = await client.beta.chat.completions
+    .stream({ model: 'kaizen', messages, tools, tool_choice: 'required', temperature: 0, max_tokens: 60 })
+    .finalChatCompletion();
+  ids.push(streamedCall.id);
+  assert.deepStrictEqual(streamedCall.choices[0].message.tool_calls[0].function, call.function);
+
+  const answered = await client.chat.completions.create({ model: 'kaizen', tools, temperature: 0, max_tokens: 12,
+    messages: [...messages, choice.message, { role: 'tool', tool_call_id: call.id, content: '{"status": "shipped"}' }] });
+  ids.push(answered.id);
+  assert.ok(['stop', 'length', 'tool_calls'].includes(answered.choices[0].finish_reason));
+
+  const schema = { type: 'object', properties: { product: { type: 'string', maxLength: 20 }, price: { type: 'number' } },
+                   required: ['product', 'price'], additionalProperties: false };
+  const parsed = await client.beta.chat.completions.parse({ model: 'kaizen', temperature: 0.8, seed: 3, max_tokens: 80,
+    messages: [{ role: 'user', content: 'Name one Sabitech product and its price.' }],
+    response_format: { type: 'json_schema', json_schema: { name: 'product', strict: true, schema } } });
+  ids.push(parsed.id);
+  const p = parsed.choices[0].message.parsed;
+  assert.ok(p && typeof p.product === 'string' && typeof p.price === 'number', JSON.stringify(parsed));
+
+  const withLogprobs = await client.chat.completions.create({ model: 'kaizen', messages, temperature: 0, max_tokens: 8,
+                                                               logprobs: true, top_logprobs: 2 });
+  ids.push(withLogprobs.id);
+  const lps = withLogprobs.choices[0].logprobs.content;
+  assert.strictEqual(lps.length, withLogprobs.usage.completion_tokens);
+  for (const t of lps) assert.ok(t.top_logprobs.length === 2 && t.logprob <= 0, JSON.stringify(t));
+
+  const three = await client.chat.completions.create({ model: 'kaizen', messages, temperature: 1, seed: 11, n: 3,
+                                                        max_tokens: 8 });
+  ids.push(three.id);
+  assert.deepStrictEqual(three.choices.map((c) => c.index), [0, 1, 2]);
+  log(`agent checks: call ${call.function.arguments}, parsed ${JSON.stringify(p)}`);
+}
+
 async function main() {
   let res = spawnSync(KAIZENCTL, ['model', 'make-tiny', '--out', model, '--tokenizer-dir', TOKENIZER_DIR],
                       { encoding: 'utf8' });
@@ -187,6 +243,8 @@ async function main() {
                          (e) => e instanceof OpenAI.BadRequestError && e.param === 'messages');
     const wrongKey = new OpenAI({ apiKey: 'wrong', baseURL: `http://localhost:${port}/v1`, maxRetries: 0 });
     await assert.rejects(wrongKey.models.list(), (e) => e instanceof OpenAI.AuthenticationError);
+
+    await agentFrameworkChecks(client, ids);
 
     // Raw bad input.
     const post = (body, opts = {}) => raw(port, request('POST', '/v1/chat/completions', { body, ...opts }));
