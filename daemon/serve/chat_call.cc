@@ -2,7 +2,31 @@
 
 #include <utility>
 
+#include "learning/grammar/tool_call.h"
+
 namespace kaizen::daemon {
+
+Result<std::shared_ptr<const grammar::Grammar>> forced_call_grammar(const ChatRequest& req, text::TemplateKind kind) {
+  if (kind != text::TemplateKind::kQwen3 && kind != text::TemplateKind::kChatML) {
+    return Error::InvalidRequest(std::string("tool_choice '") + (req.tool_choice == ToolChoice::kNamed ? "function" : "required") +
+                                     "' needs a model that writes <tool_call> blocks (Qwen); this model's template is " +
+                                     text::ChatTemplate::name_of(kind),
+                                 "tool_choice");
+  }
+  std::vector<grammar::ToolSpec> specs;
+  for (const auto& t : req.tools) {
+    if (req.tool_choice == ToolChoice::kNamed && t.name != req.tool_choice_name) continue;
+    grammar::ToolSpec spec;
+    spec.name = t.name;
+    if (!t.parameters.is_null()) spec.ordered_parameters = t.parameters;
+    specs.push_back(std::move(spec));
+  }
+  try {
+    return grammar::tool_call_grammar(specs, req.parallel_tool_calls && req.tool_choice == ToolChoice::kRequired);
+  } catch (const grammar::SchemaError& e) {
+    return Error::InvalidRequest(e.what(), "tools");
+  }
+}
 
 ChatCall::ChatCall(ChatCallOptions options, ChatEvents events, std::shared_ptr<const text::Tokenizer> tokenizer,
                    StoreAnswer store)

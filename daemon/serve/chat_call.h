@@ -31,6 +31,11 @@ struct ChatCallOptions {
   std::optional<uint64_t> seed;  // choice i gets seed + i; unset: each its own random seed
 };
 
+// The grammar that forces a tool call for tool_choice required (one or, with
+// parallel_tool_calls, more calls of the declared functions) or a named function. Only
+// templates whose models write <tool_call> blocks (Qwen) have one: others get a 400.
+Result<std::shared_ptr<const grammar::Grammar>> forced_call_grammar(const ChatRequest& req, text::TemplateKind kind);
+
 class ChatCall : public std::enable_shared_from_this<ChatCall> {
  public:
   // Stores one finished answer (choice index, its message id, the result); called on the

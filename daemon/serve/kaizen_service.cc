@@ -23,7 +23,6 @@
 #include "daemon/serve/params.h"
 #include "daemon/serve/service_metrics.h"
 #include "learning/generate/chat_model.h"
-#include "learning/grammar/tool_call.h"
 #include "learning/grammar/vocab.h"
 #include "learning/model/threads.h"
 #include "storage/store.h"
@@ -274,26 +273,9 @@ class KaizenService : public Service {
     job->options.top_logprobs = req.top_logprobs;
     job->options.grammar = req.grammar;
     if (req.tool_choice == ToolChoice::kRequired || req.tool_choice == ToolChoice::kNamed) {
-      if (model_->chat_template->kind() != text::TemplateKind::kQwen3 &&
-          model_->chat_template->kind() != text::TemplateKind::kChatML) {
-        return Error::InvalidRequest(std::string("tool_choice '") + (req.tool_choice == ToolChoice::kNamed ? "function" : "required") +
-                                         "' needs a model that writes <tool_call> blocks (Qwen); this model's template is " +
-                                         text::ChatTemplate::name_of(model_->chat_template->kind()),
-                                     "tool_choice");
-      }
-      std::vector<grammar::ToolSpec> specs;
-      for (const auto& t : req.tools) {
-        if (req.tool_choice == ToolChoice::kNamed && t.name != req.tool_choice_name) continue;
-        grammar::ToolSpec spec;
-        spec.name = t.name;
-        if (!t.parameters.is_null()) spec.ordered_parameters = t.parameters;
-        specs.push_back(std::move(spec));
-      }
-      try {
-        job->options.grammar = grammar::tool_call_grammar(specs, req.parallel_tool_calls && req.tool_choice == ToolChoice::kRequired);
-      } catch (const grammar::SchemaError& e) {
-        return Error::InvalidRequest(e.what(), "tools");
-      }
+      Result<std::shared_ptr<const grammar::Grammar>> forced = forced_call_grammar(req, model_->chat_template->kind());
+      if (!forced.ok()) return forced.error();
+      job->options.grammar = forced.value();
     }
     if (job->options.grammar) job->options.grammar_vocab = grammar_vocab();
     return std::nullopt;
