@@ -69,17 +69,16 @@ void ChatExchange::on_slot() {
 void ChatExchange::on_delta(const ChoiceDelta& d) {
   if (phase_ != Phase::kRunning || d.index < 0 || d.index >= static_cast<int>(choices_.size())) return;
   ChoiceOutput& c = choices_[static_cast<size_t>(d.index)];
-  const bool logprobs = chat_.top_logprobs >= 0;
+  const int first_tool_index = static_cast<int>(c.tool_calls.size());  // the choice's calls so far
+  c.tool_calls.insert(c.tool_calls.end(), d.tool_calls.begin(), d.tool_calls.end());
   if (!sse_) {
     c.content += d.content;
-    c.tool_calls.insert(c.tool_calls.end(), d.tool_calls.begin(), d.tool_calls.end());
     c.logprobs.insert(c.logprobs.end(), d.logprobs.begin(), d.logprobs.end());
     return;
   }
   int64_t& offset = sent_bytes_[static_cast<size_t>(d.index)];
-  sse_->append(sse_delta_chunk(ticket_, d, static_cast<int>(c.tool_calls.size()), logprobs, offset));
+  sse_->append(sse_delta_chunk(ticket_, d, first_tool_index, chat_.top_logprobs >= 0, offset));
   for (const auto& lp : d.logprobs) offset += static_cast<int64_t>(lp.token.size());
-  c.tool_calls.resize(c.tool_calls.size() + d.tool_calls.size());  // only counted, for the next index
   flush();
 }
 

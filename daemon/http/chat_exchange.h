@@ -91,7 +91,7 @@ class ChatExchange {
   ChatTicket ticket_;
   uint64_t gate_ticket_ = 0;
   bool text_completion_ = false;
-  std::vector<ChoiceOutput> choices_;  // non-streaming: each answer; streaming: tool calls counted
+  std::vector<ChoiceOutput> choices_;  // each answer's tool calls; non-streaming also its text and logprobs
   std::vector<int64_t> sent_bytes_;    // streaming: bytes of each choice's text sent (text_offset)
   std::optional<ChatStream> sse_;  // streaming: what is queued and being written
   std::string out_;                // streaming: bytes of the write in progress

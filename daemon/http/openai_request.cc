@@ -183,11 +183,9 @@ Result<ChatRequest> parse_chat_request(std::string_view body, const Limits& limi
                           &r.enable_thinking))
       return *e;
   }
-  auto user = j.find("user");
-  if (user != j.end() && !user->is_null()) {
-    if (!user->is_string()) return wrong_type("user", "a string", *user);
-    r.user = user->get<std::string>();
-  }
+  std::optional<std::string> user;
+  if (auto e = get_string(j, "user", "user", &user)) return *e;
+  r.user = user.value_or("");
   return r;
 }
 
@@ -230,11 +228,9 @@ Result<ChatRequest> parse_completion_request(std::string_view body, const Limits
   if (auto e = get_integer(j, "best_of", 1, limits.max_n, &best_of)) return *e;
   if (best_of && *best_of != r.n)
     return Error::InvalidRequest("'best_of' must equal 'n' (kaizen returns every answer it generates)", "best_of");
-  auto user = j.find("user");
-  if (user != j.end() && !user->is_null()) {
-    if (!user->is_string()) return wrong_type("user", "a string", *user);
-    r.user = user->get<std::string>();
-  }
+  std::optional<std::string> user;
+  if (auto e = get_string(j, "user", "user", &user)) return *e;
+  r.user = user.value_or("");
   return r;
 }
 
@@ -255,16 +251,10 @@ Result<FeedbackRequest> parse_feedback_request(std::string_view body) {
   if (!rating->is_number_integer() || (*rating != 1 && *rating != -1))
     return Error::InvalidRequest("'rating' must be 1 or -1, got " + rating->dump(), "rating");
   f.rating = rating->get<int>();
-  auto corr = j.find("correction");
-  if (corr != j.end() && !corr->is_null()) {
-    if (!corr->is_string()) return wrong_type("correction", "a string", *corr);
-    f.correction = corr->get<std::string>();
-  }
-  auto user = j.find("user");
-  if (user != j.end() && !user->is_null()) {
-    if (!user->is_string()) return wrong_type("user", "a string", *user);
-    f.user = user->get<std::string>();
-  }
+  if (auto e = get_string(j, "correction", "correction", &f.correction)) return *e;
+  std::optional<std::string> user;
+  if (auto e = get_string(j, "user", "user", &user)) return *e;
+  f.user = user.value_or("");
   return f;
 }
 
