@@ -204,7 +204,9 @@ TEST(ConfigKeys, SecrecyIsDeclaredOnTheKeyItself) {
   ASSERT_NE(api_key, nullptr);
   EXPECT_TRUE(api_key->secret);
   for (const Key& k : keys()) {
-    if (k.name != "api_key") EXPECT_FALSE(k.secret) << k.name;
+    if (k.name != "api_key") {
+      EXPECT_FALSE(k.secret) << k.name;
+    }
   }
   EXPECT_EQ(find_key("no_such_key"), nullptr);
 }
