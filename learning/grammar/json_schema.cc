@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cctype>
 #include <cmath>
+#include <map>
 #include <set>
 
 namespace kaizen::grammar {
@@ -11,12 +12,13 @@ namespace {
 
 using Json = nlohmann::ordered_json;
 
-const std::set<std::string> kIgnored = {"title",    "description", "$schema", "default",
-                                        "examples", "$comment",    "strict"};
+// Annotations, and the containers that $ref points into (compiled when referenced).
+const std::set<std::string> kIgnored = {"title",    "description", "$schema", "default", "examples",
+                                        "$comment", "strict",      "$defs",   "definitions"};
 const std::set<std::string> kKeywords = {
     "type",      "properties", "required", "additionalProperties",
     "items",     "minItems",   "maxItems", "minLength",
-    "maxLength", "enum",       "const",    "anyOf"};
+    "maxLength", "enum",       "const",    "anyOf", "allOf", "$ref"};
 const std::set<std::string> kTypes = {"object",  "string", "number", "integer",
                                       "boolean", "null",   "array"};
 
@@ -67,9 +69,12 @@ bool has_type(const Json& v, const std::string& type) {
   return v.is_array();
 }
 
+constexpr size_t kMaxRefDepth = 32;
+
 class SchemaCompiler {
  public:
-  explicit SchemaCompiler(JsonRules& json) : json_(json), b_(json.builder()) {}
+  // `root`: the document local $refs point into ("#/$defs/Address").
+  SchemaCompiler(JsonRules& json, const Json& root) : json_(json), b_(json.builder()), root_(root) {}
 
   int32_t compile(const Json& schema, const std::string& path) {
     if (schema.is_boolean()) {
@@ -82,6 +87,8 @@ class SchemaCompiler {
         fail(path, "unsupported keyword " + quoted(item.key()));
       }
     }
+    if (schema.contains("$ref")) return ref(schema, path);
+    if (schema.contains("allOf")) return all_of(schema, path);
     if (schema.contains("anyOf")) return any_of(schema, path);
     const auto [min_len, max_len] = range(schema, "minLength", "maxLength", path);
     const auto [min_items, max_items] = range(schema, "minItems", "maxItems", path);
@@ -171,6 +178,54 @@ class SchemaCompiler {
     for (int32_t alt : rules) b_.add_call(b_.start(r), alt, end);
     b_.set_final(end);
     return r;
+  }
+
+  // Only annotations beside `keyword`.
+  void alone(const Json& schema, const char* keyword, const std::string& path) {
+    for (const auto& item : schema.items()) {
+      if (item.key() != keyword && !kIgnored.count(item.key())) {
+        fail(path, quoted(item.key()) + " beside " + quoted(keyword) + " is not supported");
+      }
+    }
+  }
+
+  // A local reference (what pydantic and zod write for nested models): compiled once per
+  // target and shared; a reference back into itself (a recursive type) is refused, as is
+  // one to another document.
+  int32_t ref(const Json& schema, const std::string& path) {
+    alone(schema, "$ref", path);
+    const Json& r = schema["$ref"];
+    if (!r.is_string()) fail(path, "'$ref' must be a string");
+    const std::string target = r.get<std::string>();
+    if (target.empty() || target[0] != '#') {
+      fail(path, "'$ref' " + quoted(target) + ": only references within the schema (#/$defs/...) are supported");
+    }
+    if (auto done = compiled_.find(target); done != compiled_.end()) return done->second;
+    if (!expanding_.insert(target).second) fail(path, "recursive '$ref' " + quoted(target) + " is not supported");
+    // A chain of references recurses once per link: bounded, so no schema can exhaust the stack.
+    if (expanding_.size() > kMaxRefDepth) {
+      fail(path, "'$ref's nested more than " + std::to_string(kMaxRefDepth) + " deep are not supported");
+    }
+    const Json* resolved = nullptr;
+    try {
+      const Json::json_pointer pointer(target.substr(1));
+      if (root_.contains(pointer)) resolved = &root_.at(pointer);
+    } catch (const Json::exception&) {
+      fail(path, "'$ref' " + quoted(target) + " is not a JSON pointer");
+    }
+    if (!resolved) fail(path, "'$ref' " + quoted(target) + " points to nothing in the schema");
+    const int32_t rule = compile(*resolved, path + "($ref " + target + ")");
+    expanding_.erase(target);
+    compiled_[target] = rule;
+    return rule;
+  }
+
+  // allOf of one schema (pydantic's wrapper for a described $ref field) is that schema.
+  int32_t all_of(const Json& schema, const std::string& path) {
+    alone(schema, "allOf", path);
+    const Json& list = schema["allOf"];
+    if (!list.is_array() || list.size() != 1) fail(path, "'allOf' is supported with exactly one schema");
+    return compile(list[0], path + ".allOf[0]");
   }
 
   int32_t any_of(const Json& schema, const std::string& path) {
@@ -322,13 +377,16 @@ class SchemaCompiler {
 
   JsonRules& json_;
   GrammarBuilder& b_;
+  const Json& root_;
+  std::map<std::string, int32_t> compiled_;  // $ref target -> its rule
+  std::set<std::string> expanding_;          // $ref targets being compiled (cycle check)
 };
 
 }  // namespace
 
 int32_t add_schema_rule(JsonRules& json, const nlohmann::ordered_json& schema,
                         const std::string& path) {
-  return SchemaCompiler(json).compile(schema, path);
+  return SchemaCompiler(json, schema).compile(schema, path);
 }
 
 std::shared_ptr<const Grammar> json_object_grammar() {

@@ -17,8 +17,13 @@
 //   enum, const any JSON values, generated exactly as nlohmann's compact dump() writes them;
 //               beside them only type and minLength/maxLength, which filter the values.
 //   anyOf       a list of schemas, with no other keywords beside it.
+//   allOf       a list of exactly one schema (pydantic's wrapper of a described $ref).
+//   $ref        a JSON pointer into the same schema ("#/$defs/Address", "#/definitions/X":
+//               pydantic's and zod's nested models), nothing else beside it; each target is
+//               compiled once; recursive references and other documents are refused.
 //   true, {}    any JSON value.
-//   ignored     title, description, $schema, default, examples, $comment, strict.
+//   ignored     title, description, $schema, default, examples, $comment, strict, and the
+//               $defs / definitions containers (compiled where referenced).
 // minLength and minItems above kMaxMinCount are refused (they size per-state tables).
 #pragma once
 

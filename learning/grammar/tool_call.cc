@@ -4,14 +4,16 @@
 
 namespace kaizen::grammar {
 
-std::shared_ptr<const Grammar> tool_call_grammar(const std::vector<ToolSpec>& tools,
-                                                 bool parallel) {
+std::shared_ptr<const Grammar> tool_call_grammar(const std::vector<ToolSpec>& tools, bool parallel,
+                                                 ToolCallFormat format) {
   if (tools.empty()) throw SchemaError("tools: at least one tool is required");
+  const bool hermes = format == ToolCallFormat::kHermes;
   GrammarBuilder b;
   JsonRules json(b);
   const int32_t root = b.add_rule("tool_calls");
   const int32_t start = b.start(root);
-  const int32_t name = b.add_literal(start, "<tool_call>\n{\"name\": ");
+  const int32_t name = b.add_literal(start, hermes ? "<tool_call>\n{\"name\": " : "{\"name\": ");
+  const char* const args_key = hermes ? ", \"arguments\": " : ", \"parameters\": ";
   const int32_t after_args = b.add_state(root);
   std::set<std::string> seen;
   for (size_t i = 0; i < tools.size(); ++i) {
@@ -39,11 +41,11 @@ std::shared_ptr<const Grammar> tool_call_grammar(const std::vector<ToolSpec>& to
       }
       args = add_schema_rule(json, params, path + ".parameters");
     }
-    b.add_call(b.add_literal(name, quoted_name + ", \"arguments\": "), args, after_args);
+    b.add_call(b.add_literal(name, quoted_name + args_key), args, after_args);
   }
-  const int32_t end = b.add_literal(after_args, "}\n</tool_call>");
+  const int32_t end = b.add_literal(after_args, hermes ? "}\n</tool_call>" : "}");
   b.set_final(end);
-  if (parallel) b.add_byte(end, '\n', start);
+  if (parallel && hermes) b.add_byte(end, '\n', start);
   return b.build(root);
 }
 

@@ -1,6 +1,7 @@
-// The grammar of forced tool calls in the Qwen3 / Hermes format, exactly as Qwen3's chat
-// template shows tool calls to the model:
-//   <tool_call>\n{"name": "NAME", "arguments": ARGS}\n</tool_call>
+// The grammar of forced tool calls, exactly as the model's chat template shows tool calls
+// to it:
+//   Hermes (Qwen3):   <tool_call>\n{"name": "NAME", "arguments": ARGS}\n</tool_call>
+//   Llama-3.1 JSON:   {"name": "NAME", "parameters": ARGS}
 // with NAME one of the tools' names and ARGS valid for that tool's parameters (JSON as in
 // learning/grammar/json_schema.h).
 #pragma once
@@ -27,10 +28,14 @@ struct ToolSpec {
   std::optional<nlohmann::ordered_json> ordered_parameters = std::nullopt;
 };
 
-// One tool call, or with `parallel` one or more joined by "\n". Throws SchemaError (path
+enum class ToolCallFormat { kHermes, kLlamaJson };
+
+// One tool call, or with `parallel` (Hermes only: Llama-3.1's template renders one call
+// per message) one or more joined by "\n". Throws SchemaError (path
 // "tools[i].function.parameters...") for an unsupported schema or a parameters schema whose
 // type is not "object", "tools" for an empty list, "tools[i].function.name" for an empty or
 // repeated name.
-std::shared_ptr<const Grammar> tool_call_grammar(const std::vector<ToolSpec>& tools, bool parallel);
+std::shared_ptr<const Grammar> tool_call_grammar(const std::vector<ToolSpec>& tools, bool parallel,
+                                                 ToolCallFormat format = ToolCallFormat::kHermes);
 
 }  // namespace kaizen::grammar

@@ -230,6 +230,58 @@ TEST(JsonSchema, AnyOfAndAnyValue) {
   EXPECT_TRUE(matches(annotated, "5"));
 }
 
+// Nested models as pydantic (v2: $defs; v1: definitions, allOf-wrapped refs) and zod write
+// them: references resolve within the schema, each target compiled once.
+TEST(JsonSchema, LocalRefsAndSingleAllOf) {
+  const auto g = schema(R"({"$defs": {"Address": {"type": "object",
+      "properties": {"city": {"type": "string"}, "zip": {"$ref": "#/$defs/Zip"}}, "required": ["city"],
+      "additionalProperties": false}, "Zip": {"type": "string", "maxLength": 5}},
+    "type": "object", "properties": {"home": {"$ref": "#/$defs/Address", "description": "where"},
+      "work": {"allOf": [{"$ref": "#/$defs/Address"}], "title": "Work"}},
+    "required": ["home"], "additionalProperties": false})");
+  EXPECT_TRUE(matches(g, R"({"home": {"city": "Hue"}})"));
+  EXPECT_TRUE(matches(g, R"({"home": {"city": "Hue", "zip": "53000"}, "work": {"city": "Hanoi"}})"));
+  EXPECT_FALSE(matches(g, R"({"home": {"zip": "1"}})"));                  // Address needs city
+  EXPECT_FALSE(matches(g, R"({"home": {"city": "Hue", "zip": "530000"}})"));  // Zip maxLength
+  EXPECT_FALSE(matches(g, R"({"work": {"city": "Hue"}})"));               // home required
+  const auto v1 = schema(R"({"definitions": {"Color": {"enum": ["red", "blue"]}},
+    "type": "array", "items": {"$ref": "#/definitions/Color"}})");
+  EXPECT_TRUE(matches(v1, R"(["red", "blue"])"));
+  EXPECT_FALSE(matches(v1, R"(["green"])"));
+  // JSON pointer escapes: ~1 is '/', ~0 is '~'.
+  EXPECT_TRUE(matches(schema(R"({"$defs": {"a/b~": {"type": "null"}}, "$ref": "#/$defs/a~1b~0"})"), "null"));
+
+  EXPECT_EQ(error_of(R"({"$defs": {"Node": {"type": "object", "properties": {"next": {"$ref": "#/$defs/Node"}}}},
+                         "$ref": "#/$defs/Node"})"),
+            "schema($ref #/$defs/Node).properties.next: recursive '$ref' '#/$defs/Node' is not supported");
+  EXPECT_EQ(error_of(R"({"properties": {"self": {"$ref": "#"}}})"),
+            "schema.properties.self($ref #).properties.self: recursive '$ref' '#' is not supported");
+  EXPECT_EQ(error_of(R"({"$ref": "https://example.com/s.json"})"),
+            "schema: '$ref' 'https://example.com/s.json': only references within the schema (#/$defs/...) are "
+            "supported");
+  EXPECT_EQ(error_of(R"({"$ref": "#/$defs/Missing"})"), "schema: '$ref' '#/$defs/Missing' points to nothing in the schema");
+  EXPECT_EQ(error_of(R"({"$ref": "#nope"})"), "schema: '$ref' '#nope' is not a JSON pointer");
+  EXPECT_EQ(error_of(R"({"$ref": 1})"), "schema: '$ref' must be a string");
+  EXPECT_EQ(error_of(R"({"$defs": {"A": {}}, "$ref": "#/$defs/A", "type": "object"})"),
+            "schema: 'type' beside '$ref' is not supported");
+  EXPECT_EQ(error_of(R"({"allOf": [{}, {}]})"), "schema: 'allOf' is supported with exactly one schema");
+  // A long chain of references is refused before it can exhaust the stack.
+  nlohmann::ordered_json chain = {{"$ref", "#/$defs/d0"}};
+  for (int i = 0; i < 5000; ++i) chain["$defs"]["d" + std::to_string(i)] = {{"$ref", "#/$defs/d" + std::to_string(i + 1)}};
+  chain["$defs"]["d5000"] = {{"type", "null"}};
+  try {
+    json_schema_grammar(chain);
+    ADD_FAILURE() << "a 5000-link $ref chain compiled";
+  } catch (const SchemaError& e) {
+    EXPECT_NE(std::string(e.what()).find("'$ref's nested more than 32 deep are not supported"), std::string::npos)
+        << e.what();
+  }
+  chain["$defs"]["d20"] = {{"type", "null"}};  // 21 links: fine
+  EXPECT_TRUE(matches(json_schema_grammar(chain), "null"));
+  EXPECT_EQ(error_of(R"({"$defs": {"A": {"format": "uri"}}, "$ref": "#/$defs/A"})"),
+            "schema($ref #/$defs/A): unsupported keyword 'format'");
+}
+
 TEST(JsonSchema, ErrorsNameThePathAndKeyword) {
   EXPECT_EQ(
       error_of(R"({"type": "object", "properties": {"age": {"type": "integer", "minimum": 0}}})",
@@ -237,8 +289,8 @@ TEST(JsonSchema, ErrorsNameThePathAndKeyword) {
       "response_format.json_schema.schema.properties.age: unsupported keyword 'minimum'");
   EXPECT_EQ(error_of(R"({"type": "string", "pattern": "a+"})"),
             "schema: unsupported keyword 'pattern'");
-  for (const char* kw : {"format", "$ref", "oneOf", "allOf", "not", "patternProperties",
-                         "prefixItems", "uniqueItems", "$defs", "if", "multipleOf"}) {
+  for (const char* kw : {"format", "oneOf", "not", "patternProperties", "prefixItems", "uniqueItems", "if",
+                         "multipleOf", "$id", "$anchor"}) {
     const std::string s = std::string(R"({")") + kw + R"(": 1})";
     EXPECT_EQ(error_of(s.c_str()), std::string("schema: unsupported keyword '") + kw + "'");
   }

@@ -50,6 +50,23 @@ TEST(ToolCall, ParallelCallsJoinedByNewline) {
   EXPECT_FALSE(matches(g, call("get", "{}") + "\n\n" + call("get", "{}")));
 }
 
+// Llama-3.1's layout: the answer is the call's JSON, "parameters" for the arguments; one
+// call (its template renders one per message), whatever `parallel` says.
+TEST(ToolCall, LlamaJsonLayout) {
+  for (bool parallel : {false, true}) {
+    const auto g = tool_call_grammar(weather_tools(), parallel, ToolCallFormat::kLlamaJson);
+    EXPECT_TRUE(matches(g, R"({"name": "get_weather", "parameters": {"city": "Paris"}})"));
+    EXPECT_TRUE(matches(g, R"({"name": "search", "parameters": {}})"));
+    EXPECT_FALSE(matches(g, R"({"name": "get_weather", "parameters": {"unit": "c"}})"));
+    EXPECT_FALSE(matches(g, R"({"name": "get_weather", "arguments": {"city": "Paris"}})"));
+    EXPECT_FALSE(matches(g, call("get", "{}")));
+    EXPECT_FALSE(matches(g, R"({"name": "search", "parameters": {}})"
+                            "\n"
+                            R"({"name": "search", "parameters": {}})"));
+    EXPECT_FALSE(matches(g, R"({"name": "delete_all", "parameters": {}})"));
+  }
+}
+
 TEST(ToolCall, KeepsTheRequestsPropertyOrder) {
   ToolSpec t{"f", json::parse(R"({"properties": {"b": {"type": "null"}, "a": {"type": "null"}}})"),
              nlohmann::ordered_json::parse(
