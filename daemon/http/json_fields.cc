@@ -1,5 +1,7 @@
 #include "daemon/http/json_fields.h"
 
+#include <algorithm>
+
 #include <cmath>
 #include <limits>
 
@@ -120,7 +122,35 @@ std::optional<Error> get_string(const json& obj, const std::string& param, const
   return std::nullopt;
 }
 
+size_t json_nesting(std::string_view text) {
+  size_t depth = 0, deepest = 0;
+  bool in_string = false, escaped = false;
+  for (char c : text) {
+    if (in_string) {
+      if (escaped) {
+        escaped = false;
+      } else if (c == '\\') {
+        escaped = true;
+      } else if (c == '"') {
+        in_string = false;
+      }
+    } else if (c == '"') {
+      in_string = true;
+    } else if (c == '{' || c == '[') {
+      deepest = std::max(deepest, ++depth);
+    } else if ((c == '}' || c == ']') && depth > 0) {
+      --depth;
+    }
+  }
+  return deepest;
+}
+
 Result<json> parse_body(std::string_view body) {
+  // Before parsing: walking or printing a value recurses once per level, so a body of a
+  // million '[' must be refused here, not crash a later walk.
+  if (json_nesting(body) > kMaxJsonNesting) {
+    return Error::InvalidRequest("the body nests JSON deeper than " + std::to_string(kMaxJsonNesting) + " levels");
+  }
   json j = json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (j.is_discarded()) {
     // Re-parse with exceptions only to get the position for the message.

@@ -19,7 +19,13 @@ std::string dump(const nlohmann::json& j);
 // "a string", "an object", ... for messages.
 const char* type_name(const nlohmann::json& v);
 Error wrong_type(const std::string& param, const char* expected, const nlohmann::json& got);
-// The body as a JSON object, or an Error that says where it stopped parsing.
+// Deepest nesting of objects and arrays in JSON text (brackets inside strings skipped);
+// works on any bytes, valid JSON or not.
+size_t json_nesting(std::string_view text);
+// Request bodies nest at most this deep (a schema 100 levels deep is already absurd).
+inline constexpr size_t kMaxJsonNesting = 128;
+// The body as a JSON object, or an Error that says where it stopped parsing (or that it
+// nests deeper than kMaxJsonNesting).
 Result<nlohmann::json> parse_body(std::string_view body);
 
 // Optional fields of `obj`; `param` names them in errors (defaults to key).

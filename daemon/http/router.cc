@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cctype>
 
+#include "daemon/http/json_fields.h"
 #include "daemon/http/openai_json.h"
 
 namespace kaizen::daemon {
@@ -196,9 +197,9 @@ Reply handle_simple(const RouteMatch& match, std::string_view method, std::strin
       case Route::kAdmin: {
         nlohmann::json args;
         if (method == "POST" && !body.empty()) {
-          args = nlohmann::json::parse(body.begin(), body.end(), nullptr, false);
-          if (args.is_discarded() || !args.is_object())
-            return error_reply(Error::InvalidRequest("the body must be a JSON object"));
+          Result<nlohmann::json> parsed = parse_body(body);
+          if (!parsed.ok()) return error_reply(parsed.error());
+          args = std::move(parsed.value());
         } else {
           args = parse_query(match.query);
         }

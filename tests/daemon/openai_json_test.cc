@@ -1,4 +1,5 @@
 #include "daemon/http/openai_json.h"
+#include "daemon/http/json_fields.h"
 
 #include <gtest/gtest.h>
 
@@ -299,6 +300,19 @@ TEST(OpenAiJsonTest, MalformedJsonAndPromptLimit) {
   ASSERT_FALSE(r.ok());
   r = parse_chat_request("{\"model\":\"k\",\"messages\":[{\"role\":\"user\",\"content\":\"\xff\"}]}", l);
   ASSERT_FALSE(r.ok()) << "invalid UTF-8 must be refused";
+  // Nesting is refused before anything walks it: a million brackets in a schema would
+  // otherwise recurse the compiler (and any dump) off the stack.
+  const std::string deep = std::string(1000000, '[') + std::string(1000000, ']');
+  const std::string deep_schema = R"({"model":"k","messages":[{"role":"user","content":"hi"}],)"
+                                  R"("response_format":{"type":"json_schema","json_schema":{"name":"x","schema":)" +
+                                  deep + "}}}";
+  r = parse_chat_request(deep_schema, l);
+  ASSERT_FALSE(r.ok());
+  EXPECT_EQ(r.error().message, "the body nests JSON deeper than 128 levels");
+  EXPECT_FALSE(parse_feedback_request("{\"message_id\":" + deep + "}").ok());
+  EXPECT_EQ(json_nesting(R"({"a": "[[[[{{{", "b": [1, {"c": "\"]]"}]})"), 3u);  // brackets in strings skipped
+  EXPECT_EQ(json_nesting("]]]{"), 1u);  // any bytes
+  EXPECT_EQ(json_nesting(""), 0u);
 
   l.max_prompt_chars = 5;
   json j = minimal();
