@@ -1,8 +1,8 @@
 // Knowledge import: OpenAI chat fine-tuning JSONL -> approved examples.
 //
 // Each non-blank line must be {"messages":[{"role":..., "content":...}, ...]} with roles
-// system/user/assistant, string contents, at least one user message, and an assistant
-// message last. Good lines become examples with source knowledge, state approved and
+// system/user/assistant/tool, string contents, at least one user message, and an
+// assistant message last (function calling: see parse_chat_line). Good lines become examples with source knowledge, state approved and
 // provenance "<file name>:<line>". A bad line is reported (line number + reason) and
 // skipped; the other lines are still imported. Import is idempotent: a line whose
 // messages are already stored (same content hash, from any earlier import or from the
@@ -34,11 +34,13 @@ struct ImportReport {
   std::vector<uint64_t> example_ids;  // ids of the new examples, in line order
 };
 
-// Parses one JSONL line into chat messages (and the optional top-level "paraphrases":
-// other wordings of the last user message, held out for the gate); InvalidArgument with
-// the reason otherwise.
-Status parse_chat_line(const std::string& line, std::vector<ChatMessage>* messages,
-                       std::vector<std::string>* paraphrases = nullptr);
+// Parses one JSONL line into out->messages, out->paraphrases (the optional top-level
+// "paraphrases": other wordings of the last user message, held out for the gate) and
+// out->tools_json (the optional top-level "tools" list, as OpenAI's fine-tuning format
+// has it for function calling: assistant messages may carry "tool_calls" instead of
+// content, "tool" messages answer them by "tool_call_id"); InvalidArgument with the
+// reason otherwise. Other fields of *out are left alone.
+Status parse_chat_line(const std::string& line, Example* out);
 
 // Imports from a stream; `source_name` is used in provenance ("faq.jsonl").
 // Returns a non-OK Status only when the store fails (the report then covers the lines

@@ -133,9 +133,51 @@ Status decode_json(std::string_view bytes, const std::string& where, const char*
   return Status::OK();
 }
 
+// Tool calls in OpenAI's shape; "arguments_is_object" (kaizen's) only when set.
+json tool_calls_json(const std::vector<ToolCall>& calls) {
+  json arr = json::array();
+  for (const auto& c : calls) {
+    json j = {{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", c.arguments}}}};
+    if (c.arguments_is_object) j["arguments_is_object"] = true;
+    arr.push_back(std::move(j));
+  }
+  return arr;
+}
+
+std::vector<ToolCall> tool_calls_from(const json& arr) {
+  if (!arr.is_array()) throw BadField("'tool_calls' is not an array");
+  std::vector<ToolCall> out;
+  for (const auto& c : arr) {
+    ToolCall call;
+    get_opt(c, "id", &call.id);
+    const json& fn = c.at("function");
+    call.name = fn.at("name").get<std::string>();
+    get_opt(fn, "arguments", &call.arguments);
+    get_opt(c, "arguments_is_object", &call.arguments_is_object);
+    out.push_back(std::move(call));
+  }
+  return out;
+}
+
+// The tool fields of a message, only when it has them (records without tools keep
+// their old bytes).
+void put_tool_fields(json* j, const std::vector<ToolCall>& calls, const std::string& call_id) {
+  if (!calls.empty()) (*j)["tool_calls"] = tool_calls_json(calls);
+  if (!call_id.empty()) (*j)["tool_call_id"] = call_id;
+}
+
+void get_tool_fields(const json& j, std::vector<ToolCall>* calls, std::string* call_id) {
+  if (auto it = j.find("tool_calls"); it != j.end() && !it->is_null()) *calls = tool_calls_from(*it);
+  get_opt(j, "tool_call_id", call_id);
+}
+
 json messages_json(const std::vector<ChatMessage>& messages) {
   json arr = json::array();
-  for (const auto& m : messages) arr.push_back({{"role", m.role}, {"content", m.content}});
+  for (const auto& m : messages) {
+    json j = {{"role", m.role}, {"content", m.content}};
+    put_tool_fields(&j, m.tool_calls, m.tool_call_id);
+    arr.push_back(std::move(j));
+  }
   return arr;
 }
 
@@ -144,11 +186,9 @@ json messages_json(const std::vector<ChatMessage>& messages) {
 // --- Conversation ---
 
 std::string encode(const Conversation& r) {
-  return dump({{"id", r.id},
-               {"created_ms", r.created_ms},
-               {"user", r.user},
-               {"title", r.title},
-               {"model", r.model}});
+  json j = {{"id", r.id}, {"created_ms", r.created_ms}, {"user", r.user}, {"title", r.title}, {"model", r.model}};
+  if (!r.tools_json.empty()) j["tools_json"] = r.tools_json;
+  return dump(std::move(j));
 }
 Status decode(std::string_view bytes, const std::string& where, Conversation* out) {
   Conversation r;
@@ -158,6 +198,7 @@ Status decode(std::string_view bytes, const std::string& where, Conversation* ou
     get_opt(j, "user", &r.user);
     get_opt(j, "title", &r.title);
     get_opt(j, "model", &r.model);
+    get_opt(j, "tools_json", &r.tools_json);
   });
   if (s.ok()) *out = std::move(r);
   return s;
@@ -166,15 +207,17 @@ Status decode(std::string_view bytes, const std::string& where, Conversation* ou
 // --- Message ---
 
 std::string encode(const Message& r) {
-  return dump({{"id", r.id},
-               {"conversation_id", r.conversation_id},
-               {"role", r.role},
-               {"content", r.content},
-               {"created_ms", r.created_ms},
-               {"prompt_tokens", r.prompt_tokens},
-               {"completion_tokens", r.completion_tokens},
-               {"adapter_version", r.adapter_version},
-               {"latency_ms", r.latency_ms}});
+  json j = {{"id", r.id},
+            {"conversation_id", r.conversation_id},
+            {"role", r.role},
+            {"content", r.content},
+            {"created_ms", r.created_ms},
+            {"prompt_tokens", r.prompt_tokens},
+            {"completion_tokens", r.completion_tokens},
+            {"adapter_version", r.adapter_version},
+            {"latency_ms", r.latency_ms}};
+  put_tool_fields(&j, r.tool_calls, r.tool_call_id);
+  return dump(std::move(j));
 }
 Status decode(std::string_view bytes, const std::string& where, Message* out) {
   Message r;
@@ -188,6 +231,7 @@ Status decode(std::string_view bytes, const std::string& where, Message* out) {
     get_opt(j, "completion_tokens", &r.completion_tokens);
     get_opt(j, "adapter_version", &r.adapter_version);
     get_opt(j, "latency_ms", &r.latency_ms);
+    get_tool_fields(j, &r.tool_calls, &r.tool_call_id);
   });
   if (s.ok()) *out = std::move(r);
   return s;
@@ -224,7 +268,7 @@ Status decode(std::string_view bytes, const std::string& where, Feedback* out) {
 // --- Example ---
 
 json to_json(const Example& r) {
-  return {{"id", r.id},
+  json j = {{"id", r.id},
           {"messages", messages_json(r.messages)},
           {"source", to_string(r.source)},
           {"provenance", r.provenance},
@@ -237,6 +281,8 @@ json to_json(const Example& r) {
           {"author", r.author},
           {"paraphrases", r.paraphrases},
           {"state_seq", r.state_seq}};
+  if (!r.tools_json.empty()) j["tools_json"] = r.tools_json;
+  return j;
 }
 std::string encode(const Example& r) {
   return dump(to_json(r));
@@ -249,7 +295,9 @@ Status decode(std::string_view bytes, const std::string& where, Example* out) {
     if (it != j.end()) {
       if (!it->is_array()) throw BadField("'messages' is not an array");
       for (const auto& m : *it) {
-        r.messages.push_back({m.at("role").get<std::string>(), m.at("content").get<std::string>()});
+        ChatMessage msg{m.at("role").get<std::string>(), m.at("content").get<std::string>()};
+        get_tool_fields(m, &msg.tool_calls, &msg.tool_call_id);
+        r.messages.push_back(std::move(msg));
       }
     }
     get_enum(j, "source", &r.source);
@@ -266,6 +314,7 @@ Status decode(std::string_view bytes, const std::string& where, Example* out) {
       for (const auto& s : *p) r.paraphrases.push_back(s.get<std::string>());
     }
     get_opt(j, "state_seq", &r.state_seq);
+    get_opt(j, "tools_json", &r.tools_json);
   });
   if (s.ok()) *out = std::move(r);
   return s;
@@ -357,14 +406,60 @@ Status decode(std::string_view bytes, const std::string& where, ReplayEntry* out
 
 // --- content hash ---
 
-std::string content_hash(const std::vector<ChatMessage>& messages) {
-  // Length-prefixed fields: unambiguous however the texts are split.
+std::string content_hash(const std::vector<ChatMessage>& messages, const std::string& tools_json) {
+  // Length-prefixed fields: unambiguous however the texts are split. Tool fields are
+  // tagged and only written when present, so examples without them keep their hash.
   std::string canonical;
+  auto field = [&canonical](const std::string& s) { canonical += std::to_string(s.size()) + ":" + s + ";"; };
   for (const auto& m : messages) {
-    canonical += std::to_string(m.role.size()) + ":" + m.role + ";";
-    canonical += std::to_string(m.content.size()) + ":" + m.content + ";";
+    field(m.role);
+    field(m.content);
+    for (const auto& c : m.tool_calls) {
+      canonical += "call;";
+      field(c.id);
+      field(c.name);
+      field(c.arguments);
+      if (c.arguments_is_object) canonical += "object;";
+    }
+    if (!m.tool_call_id.empty()) {
+      canonical += "for;";
+      field(m.tool_call_id);
+    }
+  }
+  if (!tools_json.empty()) {
+    canonical += "tools;";
+    field(tools_json);
   }
   return sha256(canonical);
+}
+
+std::string to_chat_record(const Example& r) {
+  using ordered = nlohmann::ordered_json;
+  ordered line;
+  ordered messages = ordered::array();
+  for (const auto& m : r.messages) {
+    ordered j = {{"role", m.role}, {"content", m.content}};
+    if (!m.tool_calls.empty()) {
+      ordered calls = ordered::array();
+      for (const auto& c : m.tool_calls) {
+        ordered args = c.arguments;
+        if (c.arguments_is_object) {
+          ordered parsed = ordered::parse(c.arguments, nullptr, /*allow_exceptions=*/false);
+          if (!parsed.is_discarded()) args = std::move(parsed);
+        }
+        calls.push_back({{"id", c.id}, {"type", "function"}, {"function", {{"name", c.name}, {"arguments", args}}}});
+      }
+      j["tool_calls"] = std::move(calls);
+    }
+    if (!m.tool_call_id.empty()) j["tool_call_id"] = m.tool_call_id;
+    messages.push_back(std::move(j));
+  }
+  line["messages"] = std::move(messages);
+  if (!r.tools_json.empty()) {
+    ordered tools = ordered::parse(r.tools_json, nullptr, /*allow_exceptions=*/false);
+    if (!tools.is_discarded()) line["tools"] = std::move(tools);
+  }
+  return line.dump(-1, ' ', false, ordered::error_handler_t::replace);
 }
 
 }  // namespace kaizen::storage

@@ -62,19 +62,38 @@ struct Conversation {
   std::string user;        // who started it (API key name, unix user, ...)
   std::string title;       // optional, e.g. the first user line
   std::string model;       // the requested model field: "kaizen", "kaizen@v7", "base"
+  // The request's "tools" list as JSON text with its key order (what the template
+  // printed); empty = none.
+  std::string tools_json = {};
 };
 
-// One chat turn as it appears in training data: role is "system", "user" or "assistant".
+// A function call made by an assistant message (OpenAI's {id, type: "function",
+// function: {name, arguments}}).
+struct ToolCall {
+  std::string id;
+  std::string name;
+  std::string arguments;  // JSON text, as the client or the model wrote it
+  // Given as a JSON object instead of OpenAI's string: the Qwen3 template then prints it
+  // re-serialized, so the flag is kept to render it as it was trained.
+  bool arguments_is_object = false;
+};
+
+// One chat turn as it appears in training data: role is "system", "user", "assistant" or
+// "tool" (a function's result).
 struct ChatMessage {
   std::string role;
   std::string content;
+  std::vector<ToolCall> tool_calls = {};  // assistant: the calls it made (content may be "")
+  std::string tool_call_id = {};          // tool: the call it answers
 };
 
 struct Message {
   uint64_t id = 0;  // the API's message id: Store::reserve_message_id or append_message
   uint64_t conversation_id = 0;  // must exist
-  std::string role;              // "system" | "user" | "assistant"
-  std::string content;
+  std::string role;              // "system" | "user" | "assistant" | "tool"
+  std::string content;           // assistant: the text before its tool calls
+  std::vector<ToolCall> tool_calls = {};  // assistant
+  std::string tool_call_id = {};          // tool
   int64_t created_ms = 0;      // 0 = now
   uint32_t prompt_tokens = 0;  // tokens read to produce it (assistant messages)
   uint32_t completion_tokens = 0;
@@ -112,6 +131,9 @@ struct Example {
   // answer also comes for them (held-out paraphrases; from the import line's
   // "paraphrases" array).
   std::vector<std::string> paraphrases;
+  // The functions shown in the prompt: OpenAI's "tools" list as JSON text with its key
+  // order (the template prints it as written); empty = none.
+  std::string tools_json = {};
   // Set by the store on every state change: increases in commit order across all
   // examples, so "approved since N" (list_examples with cursor N) never misses an
   // example approved after an earlier read, whatever its id.
@@ -180,8 +202,15 @@ nlohmann::json to_json(const Example& r);
 nlohmann::json to_json(const Adapter& r);
 nlohmann::json to_json(const Run& r);
 
-// SHA-256 of an example's messages in a canonical form (roles and contents, in order);
-// the key that makes knowledge import idempotent. 32 raw bytes.
-std::string content_hash(const std::vector<ChatMessage>& messages);
+// An example as one line of OpenAI's chat fine-tuning JSONL (no newline):
+// {"messages": [...], "tools": [...]}, tool calls as {id, type, function: {name,
+// arguments}}; the tools keep their stored key order. What feedback export writes and
+// import (storage/import.h) and train::parse_chat_record read back.
+std::string to_chat_record(const Example& r);
+
+// SHA-256 of an example's messages in a canonical form (roles, contents, tool calls and
+// the tools list, in order); the key that makes knowledge import idempotent. 32 raw bytes.
+// Examples without tools hash as they did before tools existed.
+std::string content_hash(const std::vector<ChatMessage>& messages, const std::string& tools_json = "");
 
 }  // namespace kaizen::storage

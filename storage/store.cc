@@ -267,7 +267,7 @@ Status Store::migrate_from(uint32_t version) {
       Example e;
       KAIZEN_RETURN_IF_ERROR(
           decode(it->value().ToStringView(), where(kCfExamples, it->key().ToString()), &e));
-      batch.Put(h_->cf[kCfExamples], keys::example_hash(content_hash(e.messages)), keys::u64(e.id));
+      batch.Put(h_->cf[kCfExamples], keys::example_hash(content_hash(e.messages, e.tools_json)), keys::u64(e.id));
       ++indexed;
     }
     KAIZEN_RETURN_IF_ERROR(from_rocksdb(it->status(), "scan examples for migration"));
@@ -395,7 +395,7 @@ Result<std::vector<Store::Row>> Store::scan_page(int cf, const std::string& pref
 
 namespace {
 bool valid_role(const std::string& r) {
-  return r == "system" || r == "user" || r == "assistant";
+  return r == "system" || r == "user" || r == "assistant" || r == "tool";
 }
 }  // namespace
 
@@ -420,7 +420,7 @@ Result<Page<Conversation>> Store::list_conversations(const PageRequest& page) {
 
 Result<Message> Store::append_message(Message m) {
   if (!valid_role(m.role)) {
-    return Status::InvalidArgument("message role must be system, user or assistant, not '" +
+    return Status::InvalidArgument("message role must be system, user, assistant or tool, not '" +
                                    m.role + "'");
   }
   // The conversation must exist; a point lookup on a hot key is cheap (block cache).

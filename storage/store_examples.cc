@@ -18,9 +18,9 @@ Status validate_example(const Example& e, size_t index) {
   if (e.messages.empty()) return Status::InvalidArgument(which + ": no messages");
   for (size_t i = 0; i < e.messages.size(); ++i) {
     const auto& r = e.messages[i].role;
-    if (r != "system" && r != "user" && r != "assistant") {
+    if (r != "system" && r != "user" && r != "assistant" && r != "tool") {
       return Status::InvalidArgument(which + ": message " + std::to_string(i) + " has role '" + r +
-                                     "' (want system, user or assistant)");
+                                     "' (want system, user, assistant or tool)");
     }
   }
   if (e.messages.back().role != "assistant") {
@@ -51,7 +51,7 @@ Status Store::put_example_records(rocksdb::WriteBatch* batch, Example* example,
   }
   if (rs.ok()) rs = batch->Put(cf, keys::example(e.id), encode(e));
   if (rs.ok() && !previous) {
-    rs = batch->Put(cf, keys::example_hash(content_hash(e.messages)), keys::u64(e.id));
+    rs = batch->Put(cf, keys::example_hash(content_hash(e.messages, e.tools_json)), keys::u64(e.id));
   }
   return from_rocksdb(rs, "build example batch");
 }
@@ -87,7 +87,7 @@ Result<Feedback> Store::add_feedback(Feedback f, std::optional<Example> correcti
     // upvoting one answer) is one example; the feedback links to it.
     std::string existing;
     rocksdb::Status hs = h_->db->Get(rocksdb::ReadOptions(), h_->cf[kCfExamples],
-                                     keys::example_hash(content_hash(correction->messages)), &existing);
+                                     keys::example_hash(content_hash(correction->messages, correction->tools_json)), &existing);
     if (hs.ok()) {
       f.example_id = keys::get_u64(existing).value_or(0);
       f.duplicate = true;
@@ -134,7 +134,7 @@ Result<Example> Store::add_example(Example example, bool dedupe) {
   if ((*ids)[0] == 0) {
     std::string existing;
     rocksdb::Status rs = h_->db->Get(rocksdb::ReadOptions(), h_->cf[kCfExamples],
-                                     keys::example_hash(content_hash(example.messages)), &existing);
+                                     keys::example_hash(content_hash(example.messages, example.tools_json)), &existing);
     auto id = rs.ok() ? keys::get_u64(existing) : std::nullopt;
     return Status::AlreadyExists("an example with the same messages is already stored" +
                                  (id ? " as #" + std::to_string(*id) : std::string()));
@@ -155,7 +155,7 @@ Result<std::vector<uint64_t>> Store::add_examples(std::vector<Example> examples,
   for (size_t i = 0; i < examples.size(); ++i) {
     Example& e = examples[i];
     if (dedupe) {
-      const std::string hash = content_hash(e.messages);
+      const std::string hash = content_hash(e.messages, e.tools_json);
       if (!batch_hashes.insert(hash).second) continue;
       std::string existing;
       rocksdb::Status rs = h_->db->Get(rocksdb::ReadOptions(), h_->cf[kCfExamples],

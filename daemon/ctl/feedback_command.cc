@@ -2,6 +2,7 @@
 // (POST /admin/feedback/export, paged).
 #include <cstdio>
 #include <iostream>
+#include <stdexcept>
 #include <string>
 #include <vector>
 
@@ -18,7 +19,8 @@ const std::string kFeedbackUsage =
     std::string(
         "kaizenctl feedback export [--out FILE.jsonl]\n"
         "  Approved examples (knowledge, rated answers, corrections) as OpenAI chat JSONL,\n"
-        "  one {\"messages\":[...]} per line, to FILE or stdout. --json adds each example's\n"
+        "  one {\"messages\":[...]} per line (with \"tools\" and \"tool_calls\" for function\n"
+        "  calling), to FILE or stdout. --json adds each example's\n"
         "  id, source and provenance to its line.\n") +
     kCommonUsage;
 
@@ -32,13 +34,21 @@ int feedback_command(const std::vector<std::string>& args) {
     json all = collect_pages(client, "feedback/export", "examples", "feedback export", false);
     std::string text;
     for (const auto& e : all) {
-      json line = {{"messages", e.value("messages", json::array())}};
-      if (f.json()) {
-        line["id"] = e.value("id", json());
-        line["source"] = e.value("source", json());
-        line["provenance"] = e.value("provenance", json());
+      // The daemon writes each line (OpenAI's fine-tuning format, tools in their order);
+      // --json appends kaizen's fields after them.
+      std::string line = e.value("line", "");
+      if (line.size() < 2 || line.back() != '}') {
+        throw DaemonProtocolError("kaizend sent an example without its line (an older kaizend?)");
       }
-      text += line.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
+      if (f.json()) {
+        json extra = {{"id", e.value("id", json())},
+                      {"source", e.value("source", json())},
+                      {"provenance", e.value("provenance", json())}};
+        const std::string fields = extra.dump(-1, ' ', false, json::error_handler_t::replace);
+        line.pop_back();
+        line += "," + fields.substr(1);
+      }
+      text += line + "\n";
     }
     if (!f.has("out")) {
       std::cout << text;

@@ -21,12 +21,19 @@ const std::string kReviewUsage =
         "kaizenctl review reject ID     reject: it is never trained on\n") +
     kCommonUsage;
 
-// The content of the last message with this role ("" when none).
+// The last message with this role as a reviewer reads it ("" when none): its content,
+// then its tool calls as name(arguments).
 std::string last_of_role(const json& messages, const std::string& role) {
   std::string out;
   if (!messages.is_array()) return out;
   for (const auto& m : messages) {
-    if (m.value("role", "") == role) out = m.value("content", "");
+    if (!m.is_object() || m.value("role", "") != role) continue;
+    out = m.value("content", "");
+    for (const auto& c : m.value("tool_calls", json::array())) {
+      const json fn = c.is_object() ? c.value("function", json::object()) : json::object();
+      if (!out.empty()) out += " ";
+      out += "→ " + fn.value("name", "?") + "(" + fn.value("arguments", "") + ")";
+    }
   }
   return out;
 }

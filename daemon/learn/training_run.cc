@@ -39,9 +39,19 @@ void Learner::encode_into(const storage::Example& e, std::vector<train::Example>
   if (options_.train.with_system_prompt && !has_system && !options_.system_prompt.empty()) {
     msgs.push_back({"system", options_.system_prompt});
   }
-  for (const auto& m : e.messages) msgs.push_back({m.role, m.content});
+  for (const auto& m : e.messages) {
+    text::ChatMessage t{m.role, m.content};
+    for (const auto& c : m.tool_calls) t.tool_calls.push_back({c.id, c.name, c.arguments, c.arguments_is_object});
+    t.tool_call_id = m.tool_call_id;
+    msgs.push_back(std::move(t));
+  }
   try {
-    train::Example ex = train::encode_example(msgs, *model_->tokenizer, *model_->chat_template, 2048);
+    std::vector<nlohmann::ordered_json> tools;
+    if (!e.tools_json.empty()) {  // key order kept: the template prints the tools as stored
+      for (auto& t : nlohmann::ordered_json::parse(e.tools_json)) tools.push_back(std::move(t));
+    }
+    train::Example ex = train::encode_example(msgs, *model_->tokenizer, *model_->chat_template, 2048,
+                                              /*truncated=*/nullptr, tools);
     if (ex.length() >= 2 && ex.target_tokens() > 0) out->push_back(std::move(ex));
   } catch (const std::exception& err) {
     learner_log()->warn("event=example_skipped id={} reason=\"{}\"", e.id, err.what());

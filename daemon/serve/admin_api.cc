@@ -187,7 +187,11 @@ Outcome<json> AdminApi::feedback_export(const json& args, const PeerInfo&) {
   KAIZEN_TRY(page, parse_page(args));
   auto got = c_.store.list_examples(storage::ExampleState::kApproved, page);
   if (!got.ok()) return failure_from(got.status());
-  return json{{"examples", items_json(got->items)}, {"next_cursor", got->next_cursor}};
+  json examples = items_json(got->items);
+  // Each with its fine-tuning JSONL line, written here so the tools keep their key order
+  // (this JSON reply sorts object keys).
+  for (size_t i = 0; i < got->items.size(); ++i) examples[i]["line"] = storage::to_chat_record(got->items[i]);
+  return json{{"examples", examples}, {"next_cursor", got->next_cursor}};
 }
 
 Outcome<json> AdminApi::db_backup(const json& args, const PeerInfo&) {

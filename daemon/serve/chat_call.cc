@@ -7,9 +7,15 @@
 namespace kaizen::daemon {
 
 Result<std::shared_ptr<const grammar::Grammar>> forced_call_grammar(const ChatRequest& req, text::TemplateKind kind) {
-  if (kind != text::TemplateKind::kQwen3 && kind != text::TemplateKind::kChatML) {
+  // The layout the model's template taught it (and text::ToolCallParser reads back).
+  grammar::ToolCallFormat format;
+  if (kind == text::TemplateKind::kQwen3 || kind == text::TemplateKind::kChatML) {
+    format = grammar::ToolCallFormat::kHermes;
+  } else if (kind == text::TemplateKind::kLlama31 || kind == text::TemplateKind::kLlama3) {
+    format = grammar::ToolCallFormat::kLlamaJson;
+  } else {
     return Error::InvalidRequest(std::string("tool_choice '") + (req.tool_choice == ToolChoice::kNamed ? "function" : "required") +
-                                     "' needs a model that writes <tool_call> blocks (Qwen); this model's template is " +
+                                     "' needs a model whose template has tool calls (Qwen, Llama-3.1); this model's is " +
                                      text::ChatTemplate::name_of(kind),
                                  "tool_choice");
   }
@@ -22,7 +28,8 @@ Result<std::shared_ptr<const grammar::Grammar>> forced_call_grammar(const ChatRe
     specs.push_back(std::move(spec));
   }
   try {
-    return grammar::tool_call_grammar(specs, req.parallel_tool_calls && req.tool_choice == ToolChoice::kRequired);
+    return grammar::tool_call_grammar(specs, req.parallel_tool_calls && req.tool_choice == ToolChoice::kRequired,
+                                      format);
   } catch (const grammar::SchemaError& e) {
     return Error::InvalidRequest(e.what(), "tools");
   }
@@ -103,11 +110,12 @@ void ChatCall::emit(int i, std::vector<text::ToolCallParser::Event> events) {
   for (auto& e : events) {
     if (e.call) {
       d.tool_calls.push_back(ToolCall{new_call_id(), std::move(e.call->name), std::move(e.call->arguments)});
-      c.tool_calls++;
+      c.whole.tool_calls.push_back(d.tool_calls.back());
     } else {
       d.content += e.text;
     }
   }
+  c.whole.content += d.content;
   d.logprobs = std::move(c.pending_logprobs);
   c.pending_logprobs.clear();
   if (d.content.empty() && d.tool_calls.empty() && d.logprobs.empty()) return;
@@ -119,9 +127,10 @@ void ChatCall::on_done(int i, const generate::GenerateResult& r) {
   if (c.ended) return;
   emit(i, c.parser ? c.parser->finish() : std::vector<text::ToolCallParser::Event>{});
   c.ended = true;
-  if (store_) store_(i, r);
+  c.whole.index = i;
+  if (store_) store_(i, r, c.whole);
   std::string reason = generate::finish_reason_name(r.finish);
-  if (c.tool_calls > 0 && r.finish == generate::FinishReason::kStop) reason = "tool_calls";
+  if (!c.whole.tool_calls.empty() && r.finish == generate::FinishReason::kStop) reason = "tool_calls";
   result_.finish_reasons[static_cast<size_t>(i)] = reason;
   result_.usage.completion_tokens += static_cast<int64_t>(r.ids.size());
   if (i == 0) {  // the answers share one prompt: count it once

@@ -32,15 +32,18 @@ struct ChatCallOptions {
 };
 
 // The grammar that forces a tool call for tool_choice required (one or, with
-// parallel_tool_calls, more calls of the declared functions) or a named function. Only
-// templates whose models write <tool_call> blocks (Qwen) have one: others get a 400.
+// parallel_tool_calls, more calls of the declared functions) or a named function, in the
+// layout the model's template writes calls: <tool_call> blocks (Qwen, ChatML) or
+// Llama-3.1's JSON answer (one call).
 Result<std::shared_ptr<const grammar::Grammar>> forced_call_grammar(const ChatRequest& req, text::TemplateKind kind);
 
 class ChatCall : public std::enable_shared_from_this<ChatCall> {
  public:
-  // Stores one finished answer (choice index, its message id, the result); called on the
-  // engine thread before the request's on_done.
-  using StoreAnswer = std::function<void(int index, const generate::GenerateResult& result)>;
+  // Stores one finished answer: its choice index, the generation, and the answer as the
+  // API returned it (content = the text outside tool calls, tool_calls with their ids);
+  // called on the engine thread before the request's on_done.
+  using StoreAnswer =
+      std::function<void(int index, const generate::GenerateResult& result, const ChoiceDelta& answer)>;
 
   ChatCall(ChatCallOptions options, ChatEvents events, std::shared_ptr<const text::Tokenizer> tokenizer,
            StoreAnswer store);
@@ -57,7 +60,7 @@ class ChatCall : public std::enable_shared_from_this<ChatCall> {
     std::weak_ptr<EngineJob> job;
     std::optional<text::ToolCallParser> parser;
     std::vector<TokenLogprob> pending_logprobs;  // generated, not yet sent with a delta
-    int tool_calls = 0;
+    ChoiceDelta whole;  // every delta sent so far, joined (logprobs left out)
     bool ended = false;
   };
 

@@ -48,9 +48,18 @@ Result<FeedbackAck> record_feedback(storage::Store& store, const std::vector<std
     storage::Example ex;
     for (const auto& m : msgs->items) {
       if (m.id == mid) break;
-      ex.messages.push_back({m.role, m.content});
+      ex.messages.push_back({m.role, m.content, m.tool_calls, m.tool_call_id});
     }
-    ex.messages.push_back({"assistant", req.rating > 0 ? msg->content : fb.correction});
+    // A good answer is learned as given, tool calls included; a correction is text.
+    if (req.rating > 0) {
+      ex.messages.push_back({"assistant", msg->content, msg->tool_calls});
+    } else {
+      ex.messages.push_back({"assistant", fb.correction});
+    }
+    // The functions the model was shown are part of the example: it learns to call them.
+    auto conv = store.get_conversation(msg->conversation_id);
+    if (!conv.ok()) return from_status(conv.status());
+    ex.tools_json = conv->tools_json;
     ex.source = req.rating > 0 ? storage::ExampleSource::kFeedback : storage::ExampleSource::kCorrection;
     ex.author = fb.author;
     ex.provenance = "feedback on message " + std::to_string(mid) + " by " + fb.author;

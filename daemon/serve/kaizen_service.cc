@@ -134,12 +134,16 @@ class KaizenService : public Service {
     const std::vector<uint64_t> ids = logged.value().second;
     const int64_t start = now_ms();
     storage::Store* store = store_.get();
-    auto store_answer = [store, ids, conv_id, version, start](int i, const generate::GenerateResult& r) {
+    auto store_answer = [store, ids, conv_id, version, start](int i, const generate::GenerateResult& r,
+                                                                const ChoiceDelta& answer) {
       storage::Message rec;
       rec.id = ids[static_cast<size_t>(i)];
       rec.conversation_id = conv_id;
       rec.role = "assistant";
-      rec.content = r.text;  // as the model wrote it: tool calls stay in their <tool_call> blocks
+      // As the API returned it: the text outside the calls, and the calls with their ids
+      // (which the client's tool messages then answer).
+      rec.content = answer.content;
+      for (const auto& c : answer.tool_calls) rec.tool_calls.push_back({c.id, c.name, c.arguments});
       rec.prompt_tokens = static_cast<uint32_t>(r.prompt_tokens);
       rec.completion_tokens = static_cast<uint32_t>(r.ids.size());
       rec.adapter_version = version;
@@ -295,6 +299,11 @@ class KaizenService : public Service {
     storage::Conversation conv;
     conv.user = req.user.empty() ? peer_name(req.peer) : req.user;
     conv.model = req.model;
+    if (!req.tools.empty() && !req.prompt) {
+      nlohmann::ordered_json tools = nlohmann::ordered_json::array();
+      for (const auto& t : req.tools) tools.push_back(t.raw);
+      conv.tools_json = tools.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+    }
     for (const auto& m : messages) {
       if (m.role == "user") {
         conv.title = m.content.substr(0, 80);
@@ -308,8 +317,10 @@ class KaizenService : public Service {
       storage::Message rec;
       rec.conversation_id = conv_id;
       rec.role = m.role == "developer" ? "system" : m.role;
-      if (rec.role != "system" && rec.role != "user" && rec.role != "assistant") continue;
+      if (rec.role != "system" && rec.role != "user" && rec.role != "assistant" && rec.role != "tool") continue;
       rec.content = m.content;
+      for (const auto& c : m.tool_calls) rec.tool_calls.push_back({c.id, c.name, c.arguments, c.arguments_is_object});
+      rec.tool_call_id = m.tool_call_id;
       auto st = store_->append_message(rec);
       if (!st.ok()) return from_status(st.status());
     }

@@ -15,6 +15,9 @@
 #include "learning/generate/chat_model.h"
 #include "learning/generate/generator.h"
 #include "learning/model/tiny.h"
+#include "learning/text/chat_template.h"
+#include "learning/text/tokenizer.h"
+#include "learning/train/dataset.h"
 #include "real_server.h"
 #include "testing/kaizen_test.h"
 
@@ -70,6 +73,9 @@ class AgentApi : public ::testing::Test {
   HttpResponse post(const std::string& path, const json& body) {
     return tcp_request(server_->tcp_port(),
                        make_request("POST", path, body.dump(), {std::string("Authorization: Bearer ") + kToken}));
+  }
+  HttpResponse admin(const std::string& op, const json& body = json::object()) {
+    return unix_request(config_.socket, make_request("POST", "/admin/" + op, body.dump()));
   }
   json chat_ok(const json& body) {
     HttpResponse r = post("/v1/chat/completions", body);
@@ -186,6 +192,26 @@ TEST_F(AgentApi, JsonSchemaAndJsonObjectAnswersAlwaysParse) {
     const std::string object_text = o["choices"][0]["message"]["content"];
     EXPECT_TRUE(json::parse(object_text, nullptr, false).is_object()) << object_text;
   }
+  // A nested model as pydantic writes it: $defs and $ref.
+  const json nested = json::parse(R"({"$defs": {"Office": {"type": "object", "properties": {
+      "city": {"enum": ["Hanoi", "Hue"]}, "floor": {"type": "integer"}}, "required": ["city", "floor"],
+      "additionalProperties": false}}, "type": "object", "properties": {"hq": {"$ref": "#/$defs/Office"},
+      "branches": {"type": "array", "items": {"$ref": "#/$defs/Office"}, "maxItems": 2}},
+      "required": ["hq", "branches"], "additionalProperties": false})");
+  json body = ask("Where are the offices?", 160);
+  body["response_format"] = {{"type", "json_schema"}, {"json_schema", {{"name", "offices"}, {"schema", nested}}}};
+  body["temperature"] = 1.0;
+  body["seed"] = 5;
+  const std::string content = chat_ok(body)["choices"][0]["message"]["content"];
+  json a = json::parse(content, nullptr, false);
+  ASSERT_TRUE(a.is_object()) << content;
+  auto office_ok = [](const json& o) {
+    return o.is_object() && o.size() == 2 && (o["city"] == "Hanoi" || o["city"] == "Hue") && o["floor"].is_number_integer();
+  };
+  EXPECT_TRUE(office_ok(a["hq"])) << content;
+  ASSERT_TRUE(a["branches"].is_array()) << content;
+  EXPECT_LE(a["branches"].size(), 2u) << content;
+  for (const auto& b : a["branches"]) EXPECT_TRUE(office_ok(b)) << content;
 }
 
 TEST_F(AgentApi, GreedyLogprobsAreTheTopAlternativeAndSpellTheAnswer) {
@@ -300,6 +326,85 @@ TEST_F(AgentApi, ToolHistoryRendersAndBadToolInputIsA400) {
   e = post("/v1/chat/completions", bad);
   EXPECT_EQ(e.status, 400);
   EXPECT_EQ(e.json()["error"]["param"], "messages[2].tool_call_id");
+}
+
+// The learning loop sees function calling as the client did: a rated answer that called
+// a function becomes an example with its tool calls, the conversation's tool history and
+// the tools in the order the client sent them; feedback export writes OpenAI's
+// fine-tuning format, which renders to the very prompt the answer was generated from.
+TEST_F(AgentApi, RatedToolCallsBecomeExamplesThatExportInTheFineTuningFormat) {
+  using ordered = nlohmann::ordered_json;
+  // Keys deliberately not in sorted order: the template shows them as sent.
+  const ordered tools = ordered::parse(R"([{"type":"function","function":{"name":"get_order_status",)"
+                                       R"("description":"Status of an order","parameters":{"type":"object",)"
+                                       R"("properties":{"order_id":{"type":"string","maxLength":12}},)"
+                                       R"("required":["order_id"]}}}])");
+  ordered body = {{"model", "kaizen"},
+                  {"messages", ordered::array({{{"role", "user"}, {"content", "Where is order 7?"}},
+                                               {{"role", "assistant"},
+                                                {"content", nullptr},
+                                                {"tool_calls", ordered::array({{{"id", "call_a"},
+                                                                                {"type", "function"},
+                                                                                {"function",
+                                                                                 {{"name", "get_order_status"},
+                                                                                  {"arguments", R"({"order_id": "7"})"}}}}})}},
+                                               {{"role", "tool"}, {"tool_call_id", "call_a"}, {"content", "shipped"}},
+                                               {{"role", "user"}, {"content", "And order 8?"}}})},
+                  {"tools", tools},
+                  {"tool_choice", "required"},
+                  {"temperature", 0},
+                  {"max_tokens", 200},
+                  {"user", "alice"}};
+  HttpResponse r = tcp_request(server_->tcp_port(), make_request("POST", "/v1/chat/completions", body.dump(),
+                                                                 {std::string("Authorization: Bearer ") + kToken}));
+  ASSERT_EQ(r.status, 200) << r.body;
+  const json answer = r.json();
+  const json& calls = answer["choices"][0]["message"]["tool_calls"];
+  ASSERT_FALSE(calls.empty()) << r.body;
+
+  HttpResponse fb = post("/v1/feedback", {{"message_id", answer["id"]}, {"rating", 1}, {"user", "alice"}});
+  ASSERT_EQ(fb.status, 200) << fb.body;
+  EXPECT_EQ(fb.json()["status"], "queued_for_review");
+  HttpResponse pending = admin("review");
+  ASSERT_EQ(pending.status, 200) << pending.body;
+  ASSERT_EQ(pending.json()["pending"].size(), 1u) << pending.body;
+  const json example = pending.json()["pending"][0];
+  const json& msgs = example["messages"];
+  // system (the configured prompt, if any), user, assistant call, tool result, user, answer.
+  ASSERT_GE(msgs.size(), 5u) << example.dump();
+  const json& last = msgs.back();
+  EXPECT_EQ(last["role"], "assistant");
+  ASSERT_EQ(last["tool_calls"].size(), calls.size());
+  for (size_t i = 0; i < calls.size(); ++i) {
+    EXPECT_EQ(last["tool_calls"][i]["id"], calls[i]["id"]);  // the ids the client saw
+    EXPECT_EQ(last["tool_calls"][i]["function"], calls[i]["function"]);
+  }
+  const json& result = msgs[msgs.size() - 3];
+  EXPECT_EQ(result["role"], "tool");
+  EXPECT_EQ(result["tool_call_id"], "call_a");
+  EXPECT_EQ(msgs[msgs.size() - 4]["tool_calls"][0]["function"]["arguments"], R"({"order_id": "7"})");
+
+  ASSERT_EQ(admin("review/approve", {{"id", example["id"]}}).status, 200);
+  HttpResponse exported = admin("feedback/export");
+  ASSERT_EQ(exported.status, 200) << exported.body;
+  ASSERT_EQ(exported.json()["examples"].size(), 1u);
+  const std::string line = exported.json()["examples"][0]["line"];
+  const ordered parsed = ordered::parse(line);
+  EXPECT_EQ(parsed["tools"].dump(), tools.dump()) << "the tools keep the client's key order";
+
+  // The exported line, read as training data, renders to the prompt the answer came from:
+  // the same tokens, then the answer (the tool calls) to learn.
+  const std::string model_dir = *model_dir_ / "m";
+  auto tokenizer = text::Tokenizer::from_model_dir(model_dir);
+  const text::ChatTemplate tpl = text::ChatTemplate::from_model_dir(model_dir);
+  std::vector<ordered> line_tools;
+  auto messages = train::parse_chat_record(line, nullptr, &line_tools);
+  train::Example ex = train::encode_example(messages, *tokenizer, tpl, 4096, nullptr, line_tools);
+  size_t prompt_len = 0;
+  while (prompt_len < ex.loss.size() && ex.loss[prompt_len] == 0) ++prompt_len;
+  EXPECT_EQ(static_cast<int64_t>(prompt_len), answer["usage"]["prompt_tokens"].get<int64_t>());
+  EXPECT_NE(ex.answer.find("<tool_call>"), std::string::npos) << ex.answer;
+  EXPECT_NE(ex.answer.find(calls[0]["function"]["name"].get<std::string>()), std::string::npos) << ex.answer;
 }
 
 }  // namespace

@@ -198,6 +198,70 @@ TEST(RecordsTest, ContentHashIsCanonical) {
   EXPECT_EQ(content_hash(a), content_hash(a));
   EXPECT_NE(content_hash(a), content_hash(b));  // split point matters
   EXPECT_EQ(content_hash(a).size(), 32u);
+  // Without tools the canonical form is the one stored before tools existed: the dedupe
+  // keys of old databases still match.
+  EXPECT_EQ(content_hash(a), sha256("4:user;2:ab;9:assistant;1:c;"));
+  // Each tool field counts.
+  std::vector<ChatMessage> call = {{"user", "q"}, {"assistant", ""}};
+  call[1].tool_calls.push_back({"c1", "f", "{}"});
+  const std::string h = content_hash(call);
+  EXPECT_NE(h, content_hash({{"user", "q"}, {"assistant", ""}}));
+  EXPECT_NE(h, content_hash(call, "[]"));
+  auto other = call;
+  other[1].tool_calls[0].arguments_is_object = true;
+  EXPECT_NE(h, content_hash(other));
+  other = call;
+  other[1].tool_calls[0].name = "g";
+  EXPECT_NE(h, content_hash(other));
+}
+
+TEST(RecordsTest, ToolFieldsRoundTripInMessagesExamplesAndConversations) {
+  Message m;
+  m.role = "assistant";
+  m.content = "Let me look.";
+  m.tool_calls.push_back({"call_0", "order_status", R"({"order_id": "A-17"})"});
+  m.tool_calls.push_back({"call_1", "stock", R"({"sku":"X"})", /*arguments_is_object=*/true});
+  Message m2;
+  ASSERT_TRUE(decode(encode(m), "w", &m2).ok());
+  ASSERT_EQ(m2.tool_calls.size(), 2u);
+  EXPECT_EQ(m2.tool_calls[0].arguments, R"({"order_id": "A-17"})");
+  EXPECT_FALSE(m2.tool_calls[0].arguments_is_object);
+  EXPECT_TRUE(m2.tool_calls[1].arguments_is_object);
+  EXPECT_EQ(m2.tool_calls[1].id, "call_1");
+  Message result;
+  result.role = "tool";
+  result.tool_call_id = "call_0";
+  ASSERT_TRUE(decode(encode(result), "w", &m2).ok());
+  EXPECT_EQ(m2.tool_call_id, "call_0");
+  EXPECT_TRUE(m2.tool_calls.empty());
+  // Records without tools keep their old bytes: no tool keys at all.
+  Message plain;
+  plain.role = "user";
+  EXPECT_EQ(encode(plain).find("tool"), std::string::npos);
+
+  Conversation c;
+  c.tools_json = R"([{"type":"function","function":{"name":"f"}}])";
+  Conversation c2;
+  ASSERT_TRUE(decode(encode(c), "w", &c2).ok());
+  EXPECT_EQ(c2.tools_json, c.tools_json);
+
+  Example e;
+  e.messages = {{"user", "q"}, {"assistant", ""}};
+  e.messages[1].tool_calls.push_back({"call_0", "f", R"({"z": 1, "a": 2})"});
+  e.tools_json = R"([{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}])";
+  Example e2;
+  ASSERT_TRUE(decode(encode(e), "w", &e2).ok());
+  EXPECT_EQ(e2.tools_json, e.tools_json);
+  ASSERT_EQ(e2.messages[1].tool_calls.size(), 1u);
+  EXPECT_EQ(e2.messages[1].tool_calls[0].arguments, R"({"z": 1, "a": 2})");
+  // The fine-tuning line: OpenAI's shape, tools in their key order.
+  EXPECT_EQ(to_chat_record(e2),
+            R"({"messages":[{"role":"user","content":"q"},{"role":"assistant","content":"",)"
+            R"("tool_calls":[{"id":"call_0","type":"function","function":{"name":"f","arguments":"{\"z\": 1, \"a\": 2}"}}]}],)"
+            R"("tools":[{"type":"function","function":{"name":"f","parameters":{"type":"object"}}}]})");
+  // A bad tool call in a stored record is Corruption, not a crash.
+  EXPECT_TRUE(decode(R"({"v":1,"role":"assistant","tool_calls":[{"id":"x"}]})", "messages/m#1#2", &m2).IsCorruption());
+  EXPECT_TRUE(decode(R"({"v":1,"role":"assistant","tool_calls":{}})", "messages/m#1#2", &m2).IsCorruption());
 }
 
 }  // namespace

@@ -117,7 +117,7 @@ TEST(StoreOpenTest, OlderSchemaIsMigrated) {
   std::string v;
   keys::put_u32(&v, 1);
   test::raw_put(tmp.path(), "meta", keys::kSchemaVersion, v);
-  test::raw_delete(tmp.path(), "examples", keys::example_hash(content_hash(e.messages)));
+  test::raw_delete(tmp.path(), "examples", keys::example_hash(content_hash(e.messages, e.tools_json)));
   {
     auto store = Store::open(tmp.path());
     ASSERT_OK(store.status());
