@@ -14,6 +14,19 @@ using nlohmann::json;
 
 namespace {
 
+// The non-empty function name of a tool or tool call ({..., "function": {"name": ...}});
+// `where` names it in the error.
+Status function_name(const json& holder, const std::string& where, std::string* name) {
+  auto fn = holder.find("function");
+  if (fn == holder.end() || !fn->is_object()) return Status::InvalidArgument(where + ": no \"function\" object");
+  auto n = fn->find("name");
+  if (n == fn->end() || !n->is_string() || n->get_ref<const std::string&>().empty()) {
+    return Status::InvalidArgument(where + ": no function \"name\"");
+  }
+  *name = n->get<std::string>();
+  return Status::OK();
+}
+
 // An assistant message's "tool_calls" (OpenAI's fine-tuning format); `at` names the message.
 Status parse_tool_calls(const json& calls, const std::string& at, std::vector<ToolCall>* out) {
   if (!calls.is_array()) return Status::InvalidArgument(at + ": \"tool_calls\" is not an array");
@@ -24,20 +37,15 @@ Status parse_tool_calls(const json& calls, const std::string& at, std::vector<To
     if (auto t = c.find("type"); t != c.end() && *t != "function") {
       return Status::InvalidArgument(where + ": \"type\" must be \"function\"");
     }
-    auto fn = c.find("function");
-    if (fn == c.end() || !fn->is_object()) return Status::InvalidArgument(where + ": no \"function\" object");
-    auto name = fn->find("name");
-    if (name == fn->end() || !name->is_string() || name->get_ref<const std::string&>().empty()) {
-      return Status::InvalidArgument(where + ": no function \"name\"");
-    }
     ToolCall call;
-    call.name = name->get<std::string>();
+    KAIZEN_RETURN_IF_ERROR(function_name(c, where, &call.name));
+    const json& fn = c["function"];
     if (auto id = c.find("id"); id != c.end() && !id->is_null()) {
       if (!id->is_string()) return Status::InvalidArgument(where + ": \"id\" is not a string");
       call.id = id->get<std::string>();
     }
-    auto args = fn->find("arguments");
-    if (args == fn->end() || args->is_null()) {
+    auto args = fn.find("arguments");
+    if (args == fn.end() || args->is_null()) {
       call.arguments = "{}";
     } else if (args->is_object()) {
       call.arguments = args->dump();
@@ -61,16 +69,14 @@ Status parse_tools(const std::string& line, const json& tools, std::string* tool
   for (size_t k = 0; k < tools.size(); ++k) {
     const json& t = tools[k];
     const std::string where = "tool " + std::to_string(k);
-    if (!t.is_object() || t.value("type", "") != "function") {
+    // find, not value(): value("type", "") throws for a "type" that is not a string.
+    if (!t.is_object() || !t.contains("type") || t["type"] != "function") {
       return Status::InvalidArgument(where + ": want {\"type\": \"function\", \"function\": {...}}");
     }
-    auto fn = t.find("function");
-    if (fn == t.end() || !fn->is_object()) return Status::InvalidArgument(where + ": no \"function\" object");
-    auto name = fn->find("name");
-    if (name == fn->end() || !name->is_string() || name->get_ref<const std::string&>().empty()) {
-      return Status::InvalidArgument(where + ": no function \"name\"");
-    }
-    if (auto params = fn->find("parameters"); params != fn->end() && !params->is_object()) {
+    std::string name;
+    KAIZEN_RETURN_IF_ERROR(function_name(t, where, &name));
+    const json& fn = t["function"];
+    if (auto params = fn.find("parameters"); params != fn.end() && !params->is_object()) {
       return Status::InvalidArgument(where + ": \"parameters\" is not a JSON schema object");
     }
   }

@@ -115,6 +115,11 @@ TEST(ParseChatLineTest, ToolsToolCallsAndToolResults) {
             "tool 0: \"parameters\" is not a JSON schema object");
   EXPECT_EQ(reason(R"({"tools":[{"type":"retrieval"}],"messages":[)" + user + R"(,{"role":"assistant","content":"a"}]})"),
             "tool 0: want {\"type\": \"function\", \"function\": {...}}");
+  EXPECT_EQ(reason(R"({"tools":[{"type":3}],"messages":[)" + user + R"(,{"role":"assistant","content":"a"}]})"),
+            "tool 0: want {\"type\": \"function\", \"function\": {...}}");
+  EXPECT_EQ(reason(R"({"tools":[{"type":"function","function":{"name":7}}],"messages":[)" + user +
+                   R"(,{"role":"assistant","content":"a"}]})"),
+            "tool 0: no function \"name\"");
 }
 
 TEST(ImportTest, ToolExamplesSurviveTheStoreAndExportAsTheyCame) {
