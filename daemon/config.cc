@@ -175,20 +175,25 @@ CommandLine parse_command_line(int argc, const char* const* argv) {
   return cl;
 }
 
+void read_config_text(std::istream& in, const std::string& where, Config* out,
+                      std::vector<std::string>* errors) {
+  const po::options_description desc = key_description();  // `parsed` points to it
+  try {
+    po::parsed_options parsed = po::parse_config_file(in, desc, /*allow_unregistered=*/true);
+    apply(parsed, where, out, errors);
+  } catch (const po::error& e) {
+    errors->push_back(where + ": " + e.what());
+  }
+}
+
 std::vector<std::string> load_config(const ConfigSource& source, Config* out) {
   std::vector<std::string> errors;
   *out = Config{};
   out->config_path = source.path;
-  po::options_description desc = key_description();
 
   std::ifstream in(source.path);
   if (in) {
-    try {
-      po::parsed_options parsed = po::parse_config_file(in, desc, /*allow_unregistered=*/true);
-      apply(parsed, source.path, out, &errors);
-    } catch (const po::error& e) {
-      errors.push_back(source.path + ": " + e.what());
-    }
+    read_config_text(in, source.path, out, &errors);
   } else if (source.path_given) {
     errors.push_back("--config: '" + source.path + "' cannot be read");
   }

@@ -8,6 +8,7 @@
 #pragma once
 
 #include <cstdint>
+#include <istream>
 #include <string>
 #include <vector>
 
@@ -148,6 +149,12 @@ CommandLine parse_command_line(int argc, const char* const* argv);
 // group exists). On errors `*out` holds what could be parsed; returns one message per
 // problem, empty when the config is good.
 std::vector<std::string> load_config(const ConfigSource& source, Config* out);
+
+// The file's part of load_config(): INI text applied on top of *out, one message per
+// problem (prefixed by `where`) appended to *errors; no validation across keys. Exposed
+// for the config fuzzer (tests/fuzz/fuzz_config.cc).
+void read_config_text(std::istream& in, const std::string& where, Config* out,
+                      std::vector<std::string>* errors);
 
 // The effective config as INI text (secrets masked), for --check-config and logs.
 std::string describe_config(const Config& config);

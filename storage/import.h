@@ -2,9 +2,10 @@
 //
 // Each non-blank line must be {"messages":[{"role":..., "content":...}, ...]} with roles
 // system/user/assistant/tool, string contents, at least one user message, and an
-// assistant message last (function calling: see parse_chat_line). Good lines become examples with source knowledge, state approved and
-// provenance "<file name>:<line>". A bad line is reported (line number + reason) and
-// skipped; the other lines are still imported. Import is idempotent: a line whose
+// assistant message last (function calling: see storage/chat_line.h). Good lines become
+// examples with source knowledge, state approved and provenance "<file name>:<line>". A
+// bad line is reported (line number + reason) and skipped; the other lines are still
+// imported. Import is idempotent: a line whose
 // messages are already stored (same content hash, from any earlier import or from the
 // same file) counts as a duplicate and adds nothing.
 #pragma once
@@ -14,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "storage/chat_line.h"
 #include "storage/records.h"
 #include "storage/status.h"
 
@@ -33,14 +35,6 @@ struct ImportReport {
   std::vector<ImportLineError> errors;
   std::vector<uint64_t> example_ids;  // ids of the new examples, in line order
 };
-
-// Parses one JSONL line into out->messages, out->paraphrases (the optional top-level
-// "paraphrases": other wordings of the last user message, held out for the gate) and
-// out->tools_json (the optional top-level "tools" list, as OpenAI's fine-tuning format
-// has it for function calling: assistant messages may carry "tool_calls" instead of
-// content, "tool" messages answer them by "tool_call_id"); InvalidArgument with the
-// reason otherwise. Other fields of *out are left alone.
-Status parse_chat_line(const std::string& line, Example* out);
 
 // Imports from a stream; `source_name` is used in provenance ("faq.jsonl").
 // Returns a non-OK Status only when the store fails (the report then covers the lines

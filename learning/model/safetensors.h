@@ -21,6 +21,8 @@
 
 #include <torch/types.h>
 
+#include "learning/model/safetensors_header.h"
+
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -30,24 +32,6 @@
 #include <vector>
 
 namespace kaizen::model {
-
-// Every failure in this file (bad file, missing tensor, I/O error) is a SafetensorsError
-// whose message names the file and, where one is involved, the tensor.
-struct SafetensorsError : std::runtime_error {
-  using runtime_error::runtime_error;
-};
-
-// One tensor's header entry. begin/end are byte offsets into the data section.
-struct TensorInfo {
-  std::string name;
-  std::string dtype;  // as written in the file: "F32", "BF16", ...
-  std::vector<int64_t> shape;
-  uint64_t begin = 0, end = 0;
-  int64_t numel() const;
-};
-
-// Bytes per element of a safetensors dtype string, or 0 if the string is not a dtype.
-size_t safetensors_itemsize(const std::string& dtype);
 
 // One .safetensors file, memory-mapped read-only. Immutable after open(); all methods are
 // thread-safe. The file must not be truncated or rewritten in place while open (that is

@@ -111,6 +111,11 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_file(const std::string& tokeniz
   return std::shared_ptr<const Tokenizer>(new Tokenizer(load_tokenizer_json(tokenizer_json)));
 }
 
+std::shared_ptr<const Tokenizer> Tokenizer::from_json_text(std::string_view text,
+                                                          const std::string& origin) {
+  return std::shared_ptr<const Tokenizer>(new Tokenizer(parse_tokenizer_json(text, origin)));
+}
+
 std::shared_ptr<const Tokenizer> Tokenizer::from_model_dir(const std::string& dir) {
   if (!is_directory(dir)) throw TokenizerError(dir + ": model directory does not exist");
   const std::string path = dir + "/tokenizer.json";

@@ -29,6 +29,9 @@ class Tokenizer {
   // JSON, or a tokenizer this class does not implement (model other than BPE, a
   // normalizer other than NFC, pre-tokenizers other than Split/ByteLevel, no ByteLevel).
   static std::shared_ptr<const Tokenizer> from_file(const std::string& tokenizer_json);
+  // The same from tokenizer.json's text; `origin` names it in errors (and is path()).
+  static std::shared_ptr<const Tokenizer> from_json_text(std::string_view text,
+                                                         const std::string& origin);
   // DIR/tokenizer.json; TokenizerError if DIR or the file is missing.
   static std::shared_ptr<const Tokenizer> from_model_dir(const std::string& dir);
 
