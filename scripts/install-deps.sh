@@ -13,6 +13,7 @@ DEB_PACKAGES=(
   libpcre2-dev libsystemd-dev
   python3-torch python3-regex python3-numpy python3-jinja2 python3-jsonschema
   curl libicu-dev
+  clang libclang-rt-14-dev  # libFuzzer + ASan/UBSan: tests/fuzz/ fuzzes for real
 )
 # Node.js + npm only when the machine has none (a nodesource nodejs already bundles npm
 # and conflicts with Debian's npm package).

@@ -1,5 +1,6 @@
 #include "learning/text/chat_template.h"
 
+#include <algorithm>
 #include <fstream>
 #include <sstream>
 #include <stdexcept>
@@ -214,7 +215,17 @@ std::vector<ChatSegment> ChatTemplate::render_segments(
   opts.add_generation_prompt = false;
   opts.enable_thinking = false;
   opts.tools = tools;
-  return render_pieces(messages, opts, true);
+  std::vector<ChatSegment> segments = render_pieces(messages, opts, true);
+  // Found by fuzzing: Llama-3.1 with tools moves the first message into the user turn
+  // whatever its role, so an answer-only conversation would train on nothing.
+  if (std::none_of(segments.begin(), segments.end(),
+                   [](const ChatSegment& s) { return s.trainable; })) {
+    throw std::invalid_argument(
+        "render_segments: the template renders nothing of the last message as the "
+        "assistant's answer (Llama-3.1 with tools takes the first message as the user's: "
+        "start the conversation with a user message)");
+  }
+  return segments;
 }
 
 std::vector<std::string> ChatTemplate::end_of_turn_tokens() const {

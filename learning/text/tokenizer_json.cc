@@ -190,19 +190,15 @@ void load(const json& j, Tokenizer::Impl& t) {
 
 }  // namespace
 
-std::unique_ptr<Tokenizer::Impl> load_tokenizer_json(const std::string& path) {
+std::unique_ptr<Tokenizer::Impl> parse_tokenizer_json(std::string_view text,
+                                                     const std::string& path) {
   auto t = std::make_unique<Tokenizer::Impl>();
   t->path = path;
-  std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open tokenizer file");
-  std::stringstream buf;
-  buf << in.rdbuf();
-  if (in.bad()) fail(path, "read error");
   json j;
   try {
-    j = json::parse(buf.str());
-  } catch (const json::parse_error& e) {
-    fail(path, std::string("malformed JSON (truncated?): ") + e.what());
+    j = json::parse(text.begin(), text.end());
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number
+    fail(path, std::string("malformed JSON (truncated?): ") + e.what());  // like 1E99999
   }
   try {
     load(j, *t);
@@ -210,6 +206,15 @@ std::unique_ptr<Tokenizer::Impl> load_tokenizer_json(const std::string& path) {
     fail(path, std::string("unexpected structure: ") + e.what());
   }
   return t;
+}
+
+std::unique_ptr<Tokenizer::Impl> load_tokenizer_json(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) fail(path, "cannot open tokenizer file");
+  std::stringstream buf;
+  buf << in.rdbuf();
+  if (in.bad()) fail(path, "read error");
+  return parse_tokenizer_json(buf.str(), path);
 }
 
 }  // namespace kaizen::text

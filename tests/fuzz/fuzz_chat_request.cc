@@ -2,8 +2,7 @@
 // parse_chat_request / parse_feedback_request -> response rendering. Any crash, hang,
 // sanitizer report or exception escaping is a bug: bad input must become a 4xx.
 //
-// Built with clang -fsanitize=fuzzer,address,undefined when available (tests.cmake);
-// with -DKAIZEN_FUZZ_REPLAY_MAIN it is a plain program replaying corpus files (g++).
+// Built as tests/fuzz/tests.cmake says (libFuzzer + ASan + UBSan, or a corpus replayer).
 #include <cstddef>
 #include <cstdint>
 #include <string>
@@ -56,31 +55,3 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (fb.ok() && fb.value().rating != 1 && fb.value().rating != -1) __builtin_trap();
   return 0;
 }
-
-#ifdef KAIZEN_FUZZ_REPLAY_MAIN
-#include <fstream>
-#include <iostream>
-#include <iterator>
-#include <filesystem>
-
-int main(int argc, char** argv) {
-  size_t n = 0;
-  for (int i = 1; i < argc; ++i) {
-    std::filesystem::path p(argv[i]);
-    std::vector<std::filesystem::path> files;
-    if (std::filesystem::is_directory(p)) {
-      for (auto& e : std::filesystem::directory_iterator(p)) files.push_back(e.path());
-    } else {
-      files.push_back(p);
-    }
-    for (auto& f : files) {
-      std::ifstream in(f, std::ios::binary);
-      std::string s((std::istreambuf_iterator<char>(in)), {});
-      LLVMFuzzerTestOneInput(reinterpret_cast<const uint8_t*>(s.data()), s.size());
-      ++n;
-    }
-  }
-  std::cout << "replayed " << n << " inputs\n";
-  return 0;
-}
-#endif

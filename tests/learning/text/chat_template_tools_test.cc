@@ -429,5 +429,30 @@ TEST(ChatTemplateTools, SegmentsOfToolCallAnswers) {
   EXPECT_TRUE(segs[1].trainable);
 }
 
+// Found by fuzzing (tests/fuzz/fuzz_chat_template.cc): Llama-3.1's template with tools puts
+// the first message into the user turn whatever its role, so a conversation that is only
+// an answer renders no assistant turn. Training on it would learn nothing: refused.
+TEST(ChatTemplateTools, Llama31ToolsWithoutAUserMessageHaveNothingToTrain) {
+  const auto t = ChatTemplate::of_kind(TemplateKind::kLlama31);
+  const std::vector<nlohmann::ordered_json> tools = {nlohmann::ordered_json::parse(
+      R"({"type": "function", "function": {"name": "get_order", "parameters": {}}})")};
+  const std::vector<ChatMessage> answer_only = {msg("assistant", "hello")};
+  ChatOptions o{false, false};
+  o.tools = tools;
+  EXPECT_NE(t.render(answer_only, o).find("<|start_header_id|>user<|end_header_id|>"),
+            std::string::npos);  // the real template's rendering, kept
+  try {
+    t.render_segments(answer_only, tools);
+    FAIL() << "expected std::invalid_argument";
+  } catch (const std::invalid_argument& e) {
+    EXPECT_NE(std::string(e.what()).find("start the conversation with a user message"),
+              std::string::npos)
+        << e.what();
+  }
+  // With a user message first the answer is trainable as usual.
+  const auto segs = t.render_segments({msg("user", "hi"), msg("assistant", "hello")}, tools);
+  EXPECT_TRUE(segs.back().trainable);
+}
+
 }  // namespace
 }  // namespace kaizen::text

@@ -88,6 +88,32 @@ TEST(TokenizerFiles, MalformedJson) {
   EXPECT_NE(expect_error(d.file("badid.json")).find("unexpected structure"), std::string::npos);
 }
 
+// The in-memory loader (the fuzzer's entry point) is the file loader without the read.
+TEST(TokenizerFiles, JsonTextLoadsLikeTheFile) {
+  const std::string path = testing::qwen3_dir() + "/tokenizer.json";
+  const auto from_file = Tokenizer::from_file(path);
+  const auto from_text = Tokenizer::from_json_text(read_file(path), "memory:qwen3");
+  EXPECT_EQ(from_text->path(), "memory:qwen3");
+  EXPECT_EQ(from_text->vocab_size(), from_file->vocab_size());
+  const std::string sample = "Sabitech's Chorei starts at 8:30 <|im_end|> 改善 🙂";
+  EXPECT_EQ(from_text->encode(sample), from_file->encode(sample));
+  try {
+    Tokenizer::from_json_text("{\"model\": 3", "memory:bad");
+    ADD_FAILURE() << "no TokenizerError";
+  } catch (const TokenizerError& e) {
+    EXPECT_NE(std::string(e.what()).find("memory:bad"), std::string::npos) << e.what();
+    EXPECT_NE(std::string(e.what()).find("malformed JSON"), std::string::npos) << e.what();
+  }
+  // Found by fuzzing: a number too large for a double is nlohmann's out_of_range, not a
+  // parse_error; it escaped the loader and would have ended kaizend.
+  try {
+    Tokenizer::from_json_text("801E18670", "memory:huge");
+    ADD_FAILURE() << "no TokenizerError";
+  } catch (const TokenizerError& e) {
+    EXPECT_NE(std::string(e.what()).find("malformed JSON"), std::string::npos) << e.what();
+  }
+}
+
 TEST(TokenizerFiles, UnsupportedKindsAreRefused) {
   TempDir d;
   struct Case {
