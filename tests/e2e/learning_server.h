@@ -99,7 +99,9 @@ class LearningServer : public ::testing::Test {
   }
   void TearDown() override { stop(); }
 
-  HttpResponse chat(const nlohmann::json& body) {
+  // json or ordered_json: a body whose key order matters (tools are rendered as sent).
+  template <typename Json>
+  HttpResponse chat(const Json& body) {
     return tcp_request(server_->tcp_port(), make_request("POST", "/v1/chat/completions", body.dump(),
                                                          {std::string("Authorization: Bearer ") + kToken}));
   }

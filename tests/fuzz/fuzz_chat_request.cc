@@ -1,5 +1,6 @@
 // libFuzzer target: raw bytes -> Beast HTTP request parser (the server's limits) ->
-// parse_chat_request / parse_feedback_request -> response rendering. Any crash, hang,
+// parse_chat_request / parse_completion_request / parse_feedback_request -> response
+// rendering, and the admin routes' argument parsers. Any crash, hang,
 // sanitizer report or exception escaping is a bug: bad input must become a 4xx.
 //
 // Built as tests/fuzz/tests.cmake says (libFuzzer + ASan + UBSan, or a corpus replayer).
@@ -12,6 +13,7 @@
 #include <boost/beast/http/string_body.hpp>
 
 #include "daemon/http/openai_json.h"
+#include "daemon/serve/params.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   namespace http = boost::beast::http;
@@ -53,5 +55,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (completion.ok() && (!completion.value().prompt || completion.value().prompt->empty())) __builtin_trap();
   auto fb = kaizen::daemon::parse_feedback_request(body);
   if (fb.ok() && fb.value().rating != 1 && fb.value().rating != -1) __builtin_trap();
+
+  // Admin arguments (JSON bodies; query strings arrive as the same JSON of strings) through
+  // the typed parsers of the admin route table: each accepts only its own shape.
+  const auto args = nlohmann::json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  if (!args.is_discarded()) {
+    auto page = kaizen::daemon::parse_page(args);
+    if (page.ok() && page.value().limit < 1) __builtin_trap();
+    if (args.is_object()) {
+      for (const char* key : {"id", "message_id", "version", "to"}) {
+        if (!args.contains(key)) continue;
+        auto id = kaizen::daemon::parse_id(args[key], key);
+        if (id.ok() && id.value() == 0) __builtin_trap();
+        auto version = kaizen::daemon::parse_version(args[key], key);
+        if (version.ok() && version.value() == 0) __builtin_trap();
+        // A version written "v7" is never an id.
+        if (args[key].is_string() && !args[key].get<std::string>().empty() &&
+            (args[key].get<std::string>()[0] == 'v') && id.ok())
+          __builtin_trap();
+      }
+    }
+    (void)kaizen::daemon::parse_flag(args, "force", false);
+  }
   return 0;
 }

@@ -137,7 +137,8 @@ kaizen_fuzz_target(chat_line SOURCES ${CMAKE_SOURCE_DIR}/storage/chat_line.cc
 kaizen_fuzz_target(records FUZZ_LIBS records TARGETS kaizen_storage)
 if(KAIZEN_BUILD_DAEMON)
   # kaizend.conf, and the HTTP requests (framing through Beast, then the chat,
-  # completions and feedback parsers with the JSON-schema compiler behind them).
+  # completions and feedback parsers with the JSON-schema compiler behind them, and the
+  # admin routes' typed argument parsers).
   kaizen_fuzz_target(config
                      SOURCES ${CMAKE_SOURCE_DIR}/daemon/config.cc
                              ${CMAKE_SOURCE_DIR}/daemon/config_keys.cc
@@ -149,6 +150,7 @@ if(KAIZEN_BUILD_DAEMON)
                              ${CMAKE_SOURCE_DIR}/daemon/http/openai_tools.cc
                              ${CMAKE_SOURCE_DIR}/daemon/http/json_fields.cc
                              ${CMAKE_SOURCE_DIR}/daemon/service.cc
+                             ${CMAKE_SOURCE_DIR}/daemon/serve/params.cc
                              ${CMAKE_SOURCE_DIR}/learning/grammar/grammar.cc
                              ${CMAKE_SOURCE_DIR}/learning/grammar/json_rules.cc
                              ${CMAKE_SOURCE_DIR}/learning/grammar/json_schema.cc
