@@ -14,7 +14,8 @@ namespace {
 // `where` names it in the error.
 Status function_name(const json& holder, const std::string& where, std::string* name) {
   auto fn = holder.find("function");
-  if (fn == holder.end() || !fn->is_object()) return Status::InvalidArgument(where + ": no \"function\" object");
+  if (fn == holder.end() || !fn->is_object())
+    return Status::InvalidArgument(where + ": no \"function\" object");
   auto n = fn->find("name");
   if (n == fn->end() || !n->is_string() || n->get_ref<const std::string&>().empty()) {
     return Status::InvalidArgument(where + ": no function \"name\"");
@@ -67,7 +68,8 @@ Status parse_tools(const std::string& line, const json& tools, std::string* tool
     const std::string where = "tool " + std::to_string(k);
     // find, not value(): value("type", "") throws for a "type" that is not a string.
     if (!t.is_object() || !t.contains("type") || t["type"] != "function") {
-      return Status::InvalidArgument(where + ": want {\"type\": \"function\", \"function\": {...}}");
+      return Status::InvalidArgument(where +
+                                     ": want {\"type\": \"function\", \"function\": {...}}");
     }
     std::string name;
     KAIZEN_RETURN_IF_ERROR(function_name(t, where, &name));
@@ -110,11 +112,13 @@ Status parse_chat_line(const std::string& line, Example* out) {
     }
     const auto& r = role->get_ref<const std::string&>();
     if (r != "system" && r != "user" && r != "assistant" && r != "tool") {
-      return Status::InvalidArgument(at + ": unknown role '" + r + "' (want system, user, assistant or tool)");
+      return Status::InvalidArgument(at + ": unknown role '" + r +
+                                     "' (want system, user, assistant or tool)");
     }
     ChatMessage msg{r, ""};
     if (auto calls = m.find("tool_calls"); calls != m.end() && !calls->is_null()) {
-      if (r != "assistant") return Status::InvalidArgument(at + ": only assistant messages have \"tool_calls\"");
+      if (r != "assistant")
+        return Status::InvalidArgument(at + ": only assistant messages have \"tool_calls\"");
       KAIZEN_RETURN_IF_ERROR(parse_tool_calls(*calls, at, &msg.tool_calls));
       for (const auto& c : msg.tool_calls) call_ids.push_back(c.id);
     }
@@ -125,11 +129,13 @@ Status parse_chat_line(const std::string& line, Example* out) {
       return Status::InvalidArgument(at + ": \"content\" missing or not a string");
     }
     if (r == "tool") {
-      const bool after_call = !messages->empty() &&
-                              (!messages->back().tool_calls.empty() || messages->back().role == "tool");
-      if (!after_call) return Status::InvalidArgument(at + ": a tool result must follow an assistant tool call");
+      const bool after_call = !messages->empty() && (!messages->back().tool_calls.empty() ||
+                                                     messages->back().role == "tool");
+      if (!after_call)
+        return Status::InvalidArgument(at + ": a tool result must follow an assistant tool call");
       if (auto id = m.find("tool_call_id"); id != m.end() && !id->is_null()) {
-        if (!id->is_string()) return Status::InvalidArgument(at + ": \"tool_call_id\" is not a string");
+        if (!id->is_string())
+          return Status::InvalidArgument(at + ": \"tool_call_id\" is not a string");
         msg.tool_call_id = id->get<std::string>();
         if (std::find(call_ids.begin(), call_ids.end(), msg.tool_call_id) == call_ids.end()) {
           return Status::InvalidArgument(at + ": \"tool_call_id\" '" + msg.tool_call_id +
@@ -149,7 +155,8 @@ Status parse_chat_line(const std::string& line, Example* out) {
     for (size_t i = 0; i < p->size(); ++i) {
       const json& q = (*p)[i];
       if (!q.is_string() || q.get_ref<const std::string&>().empty()) {
-        return Status::InvalidArgument("paraphrase " + std::to_string(i) + " is not a non-empty string");
+        return Status::InvalidArgument("paraphrase " + std::to_string(i) +
+                                       " is not a non-empty string");
       }
       out->paraphrases.push_back(q.get<std::string>());
     }

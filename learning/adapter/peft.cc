@@ -5,12 +5,15 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 #include <sstream>
+#include <string_view>
 
 #include <ATen/CPUGeneratorImpl.h>
 #include <nlohmann/json.hpp>
 #include <torch/torch.h>
+
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include <pcre2.h>
 
 #include "learning/model/durable_file.h"
 #include "learning/model/safetensors.h"
@@ -31,31 +34,97 @@ std::string shape_str(const std::vector<int64_t>& s) {
 }
 
 // "base_model.model.model.layers.3.self_attn.q_proj.lora_A.weight" -> (3, kQ, 'A').
-// Returns false (with `why`) for anything else.
+// Returns false (with `why`) for anything else. Parsed by hand: the key comes from the
+// file, and std::regex recurses per character (a 100,000-digit layer number overflowed
+// the stack).
 bool parse_key(const std::string& key, int64_t* layer, Target* target, char* which, std::string* why) {
-  static const std::regex re(
-      R"(base_model\.model\.model\.layers\.(\d+)\.(self_attn|mlp)\.([a-z_]+)\.lora_([AB])\.weight)");
-  std::smatch m;
   if (key.find(".default.") != std::string::npos) {
     *why = "carries an adapter name ('.default.'); PEFT's save_pretrained strips it";
     return false;
   }
-  if (!std::regex_match(key, m, re)) {
+  const auto malformed = [&] {
     *why = "is not a LoRA weight of a decoder-layer projection (expected "
            "base_model.model.model.layers.N.{self_attn|mlp}.<proj>.lora_{A|B}.weight)";
     return false;
-  }
-  auto t = target_from_name(m[3].str());
-  const bool attn = m[2].str() == "self_attn";
-  if (!t || attn != (*t == Target::kQ || *t == Target::kK || *t == Target::kV || *t == Target::kO)) {
-    *why = "names an unknown module '" + m[2].str() + "." + m[3].str() + "'";
+  };
+  std::string_view rest(key);
+  const auto take = [&](std::string_view lit) {
+    if (rest.substr(0, lit.size()) != lit) return false;
+    rest.remove_prefix(lit.size());
+    return true;
+  };
+  if (!take("base_model.model.model.layers.")) return malformed();
+  size_t digits = 0;
+  while (digits < rest.size() && rest[digits] >= '0' && rest[digits] <= '9') ++digits;
+  if (digits == 0) return malformed();
+  if (digits > 9) {
+    *why = "has a layer number of " + std::to_string(digits) + " digits";
     return false;
   }
-  *layer = std::stoll(m[1].str());
+  const int64_t n = std::stoll(std::string(rest.substr(0, digits)));
+  rest.remove_prefix(digits);
+  if (!take(".")) return malformed();
+  const bool attn = take("self_attn.");
+  if (!attn && !take("mlp.")) return malformed();
+  size_t name_len = 0;
+  while (name_len < rest.size() && ((rest[name_len] >= 'a' && rest[name_len] <= 'z') || rest[name_len] == '_')) {
+    ++name_len;
+  }
+  const std::string module(rest.substr(0, name_len));
+  rest.remove_prefix(name_len);
+  if (module.empty() || !take(".lora_") || rest.size() != 8 || (rest[0] != 'A' && rest[0] != 'B') ||
+      rest.substr(1) != ".weight") {
+    return malformed();
+  }
+  auto t = target_from_name(module);
+  if (!t || attn != (*t == Target::kQ || *t == Target::kK || *t == Target::kV || *t == Target::kO)) {
+    *why = "names an unknown module '" + std::string(attn ? "self_attn." : "mlp.") + module + "'";
+    return false;
+  }
+  *layer = n;
   *target = *t;
-  *which = m[4].str()[0];
+  *which = rest[0];
   return true;
 }
+
+// target_modules as a regex comes from the adapter's own file. std::regex backtracks
+// without bound: "(.|.)*x" took 16 s on one 28-character module path (and doubles with
+// each character), so a hostile adapter_config.json could hang the loader. PCRE2 (the
+// engine Python's re resembles) with a backtracking limit turns that into an error.
+constexpr uint32_t kRegexMatchLimit = 100'000;
+
+// Full match of `path` against `pattern` (PEFT: re.fullmatch). Throws PeftError (with
+// `origin`) when the pattern does not compile or exceeds the match limit.
+bool regex_full_match(const std::string& pattern, const std::string& path, const std::string& origin) {
+  int err = 0;
+  PCRE2_SIZE offset = 0;
+  pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
+                                   PCRE2_ANCHORED | PCRE2_ENDANCHORED, &err, &offset, nullptr);
+  if (code == nullptr) {
+    PCRE2_UCHAR msg[256];
+    pcre2_get_error_message(err, msg, sizeof msg);
+    throw PeftError(origin + ": target_modules regex '" + pattern + "' is invalid: " +
+                    reinterpret_cast<const char*>(msg) + " at offset " + std::to_string(offset));
+  }
+  pcre2_match_context* context = pcre2_match_context_create(nullptr);
+  pcre2_set_match_limit(context, kRegexMatchLimit);
+  pcre2_match_data* data = pcre2_match_data_create_from_pattern(code, nullptr);
+  const int rc = pcre2_match(code, reinterpret_cast<PCRE2_SPTR>(path.data()), path.size(), 0, 0,
+                             data, context);
+  pcre2_match_data_free(data);
+  pcre2_match_context_free(context);
+  pcre2_code_free(code);
+  if (rc == PCRE2_ERROR_MATCHLIMIT) {
+    throw PeftError(origin + ": target_modules regex '" + pattern +
+                    "' backtracks too much (over " + std::to_string(kRegexMatchLimit) +
+                    " steps) on '" + path + "'; simplify it or list the modules");
+  }
+  return rc >= 0;
+}
+
+// Module paths of the longest kind a model has, to check a regex's cost at load.
+constexpr const char* kProbePaths[] = {"model.layers.999.self_attn.q_proj", "model.layers.999.mlp.down_proj",
+                                       "model.layers.999.self_attn.o_proj"};
 
 }  // namespace
 
@@ -126,11 +195,7 @@ PeftConfig PeftConfig::from_json(const json& j, const std::string& origin) {
   if (tm.is_string() && !tm.get<std::string>().empty()) {
     c.target_regex = tm.get<std::string>();
     if (c.target_regex != "all-linear") {
-      try {
-        std::regex check(c.target_regex);
-      } catch (const std::regex_error& e) {
-        throw bad("target_modules regex '" + c.target_regex + "' is invalid: " + e.what());
-      }
+      for (const char* probe : kProbePaths) regex_full_match(c.target_regex, probe, origin);
     }
   } else if (tm.is_array() && !tm.empty()) {
     for (const auto& t : tm) {
@@ -170,7 +235,7 @@ json PeftConfig::to_json() const {
 bool PeftConfig::matches(const std::string& path) const {
   if (!target_regex.empty()) {
     if (target_regex == "all-linear") return path != "lm_head";
-    return std::regex_match(path, std::regex(target_regex));
+    return regex_full_match(target_regex, path, "adapter_config.json");
   }
   for (const auto& t : target_modules) {
     if (path == t) return true;

@@ -47,7 +47,9 @@ struct PeftConfig {
   static PeftConfig from_json(const nlohmann::json& j, const std::string& origin);
   nlohmann::json to_json() const;  // every key PEFT writes, with PEFT's defaults
   // Whether the PEFT matcher selects the module at `path` ("model.layers.0.mlp.up_proj"):
-  // list = exact path or suffix ".<name>", string = std::regex full match.
+  // list = exact path or suffix ".<name>", string = regex full match (PCRE2, as Python's
+  // re.fullmatch for the patterns PEFT users write), under a backtracking limit: from_json
+  // refuses a pattern that exceeds it on a long module path, matches() throws PeftError.
   bool matches(const std::string& path) const;
 };
 

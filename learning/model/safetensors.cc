@@ -35,7 +35,7 @@ struct TorchDtype {
 };
 
 constexpr TorchDtype kTorchDtypes[] = {
-    {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf}, {"BF16", at::kBFloat16},
+    {"F64", at::kDouble}, {"F32", at::kFloat}, {"F16", at::kHalf},  {"BF16", at::kBFloat16},
     {"I64", at::kLong},   {"I32", at::kInt},   {"I16", at::kShort}, {"I8", at::kChar},
     {"U8", at::kByte},    {"BOOL", at::kBool},
 };
@@ -56,15 +56,6 @@ const TorchDtype* find_dtype(at::ScalarType scalar) {
 
 std::string in_quotes(const std::string& s) {
   return "'" + s + "'";
-}
-
-[[noreturn]] void fail(const std::string& path, const std::string& what) {
-  throw_safetensors_error(path, what);
-}
-
-[[noreturn]] void fail_tensor(const std::string& path, const std::string& name,
-                              const std::string& what) {
-  throw_safetensors_error(path, name, what);
 }
 
 std::string errno_text(int err) {
@@ -89,28 +80,28 @@ struct SafetensorsFile::Mapping {
 
 std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) fail(path, "cannot open: " + errno_text(errno));
+  if (fd < 0) throw_safetensors_error(path, "cannot open: " + errno_text(errno));
   struct stat st {};
   if (fstat(fd, &st) != 0) {
     int err = errno;
     ::close(fd);
-    fail(path, "cannot stat: " + errno_text(err));
+    throw_safetensors_error(path, "cannot stat: " + errno_text(err));
   }
   if (!S_ISREG(st.st_mode)) {
     ::close(fd);
-    fail(path, "not a regular file");
+    throw_safetensors_error(path, "not a regular file");
   }
   const uint64_t file_size = static_cast<uint64_t>(st.st_size);
   if (file_size < 8) {
     ::close(fd);
-    fail(path,
-         "file is " + std::to_string(file_size) + " bytes, shorter than the 8-byte header length");
+    throw_safetensors_error(path, "file is " + std::to_string(file_size) +
+                                      " bytes, shorter than the 8-byte header length");
   }
   auto mapping = std::make_shared<Mapping>();
   void* p = mmap(nullptr, file_size, PROT_READ, MAP_PRIVATE, fd, 0);
   int map_err = errno;
   ::close(fd);  // the mapping keeps the file referenced
-  if (p == MAP_FAILED) fail(path, "cannot mmap: " + errno_text(map_err));
+  if (p == MAP_FAILED) throw_safetensors_error(path, "cannot mmap: " + errno_text(map_err));
   mapping->data = static_cast<const uint8_t*>(p);
   mapping->size = file_size;
 
@@ -126,7 +117,7 @@ std::shared_ptr<SafetensorsFile> SafetensorsFile::open(const std::string& path) 
 
 const TensorInfo& SafetensorsFile::info(const std::string& name) const {
   auto it = tensors_.find(name);
-  if (it == tensors_.end()) fail_tensor(path_, name, "not in this file");
+  if (it == tensors_.end()) throw_safetensors_error(path_, name, "not in this file");
   return it->second;
 }
 
@@ -141,11 +132,11 @@ torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
   const TensorInfo& t = info(name);
   const TorchDtype* spec = find_dtype(t.dtype);  // nullptr: recognised, not supported
   if (spec == nullptr) {
-    fail_tensor(path_, name,
-                "dtype " + t.dtype +
-                    " is recognised but not supported by "
-                    "this build's libtorch (1.13); convert the checkpoint to "
-                    "BF16/F16/F32");
+    throw_safetensors_error(path_, name,
+                            "dtype " + t.dtype +
+                                " is recognised but not supported by "
+                                "this build's libtorch (1.13); convert the checkpoint to "
+                                "BF16/F16/F32");
   }
   const auto options = at::TensorOptions().dtype(spec->scalar).device(at::kCPU);
   const uint8_t* src = mapping_->data + data_start_ + t.begin;
@@ -155,9 +146,9 @@ torch::Tensor SafetensorsFile::tensor(const std::string& name) const {
     // torch assumes bool bytes are 0/1; anything else gives inconsistent results.
     for (size_t i = 0; i < nbytes; ++i) {
       if (src[i] > 1) {
-        fail_tensor(path_, name,
-                    "BOOL byte " + std::to_string(src[i]) + " at element " + std::to_string(i) +
-                        " is not 0 or 1");
+        throw_safetensors_error(path_, name,
+                                "BOOL byte " + std::to_string(src[i]) + " at element " +
+                                    std::to_string(i) + " is not 0 or 1");
       }
     }
   }
@@ -190,13 +181,15 @@ constexpr uint64_t kMaxIndexBytes = 100'000'000;
 std::string read_small_file(const std::string& path, uint64_t limit) {
   std::error_code ec;
   const uint64_t size = fs::file_size(path, ec);
-  if (ec) fail(path, "cannot stat: " + ec.message());
-  if (size > limit) fail(path, "is " + std::to_string(size) + " bytes, over the limit");
+  if (ec) throw_safetensors_error(path, "cannot stat: " + ec.message());
+  if (size > limit) {
+    throw_safetensors_error(path, "is " + std::to_string(size) + " bytes, over the limit");
+  }
   std::ifstream in(path, std::ios::binary);
-  if (!in) fail(path, "cannot open: " + errno_text(errno));
+  if (!in) throw_safetensors_error(path, "cannot open: " + errno_text(errno));
   std::string text(size, '\0');
   in.read(text.data(), static_cast<std::streamsize>(size));
-  if (static_cast<uint64_t>(in.gcount()) != size) fail(path, "short read");
+  if (static_cast<uint64_t>(in.gcount()) != size) throw_safetensors_error(path, "short read");
   return text;
 }
 
@@ -207,7 +200,7 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir_or_file
   ckpt.path_ = dir_or_file;
   std::error_code ec;
   const auto status = fs::status(dir_or_file, ec);
-  if (ec || !fs::exists(status)) fail(dir_or_file, "no such file or directory");
+  if (ec || !fs::exists(status)) throw_safetensors_error(dir_or_file, "no such file or directory");
 
   std::string index_path;
   if (fs::is_directory(status)) {
@@ -217,7 +210,8 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir_or_file
     } else if (fs::exists(dir / kSingleFile, ec)) {
       ckpt.files_.push_back(SafetensorsFile::open((dir / kSingleFile).string()));
     } else {
-      fail(dir_or_file, std::string("directory has neither ") + kSingleFile + " nor " + kIndexFile);
+      throw_safetensors_error(
+          dir_or_file, std::string("directory has neither ") + kSingleFile + " nor " + kIndexFile);
     }
   } else if (dir_or_file.size() >= 5 &&
              dir_or_file.compare(dir_or_file.size() - 5, 5, ".json") == 0) {
@@ -241,13 +235,13 @@ SafetensorsCheckpoint SafetensorsCheckpoint::open(const std::string& dir_or_file
     if (it == shards.end()) {
       const fs::path shard_path = dir / file;
       if (!fs::exists(shard_path, ec)) {
-        fail_tensor(index_path, name, "shard " + in_quotes(file) + " does not exist");
+        throw_safetensors_error(index_path, name, "shard " + in_quotes(file) + " does not exist");
       }
       ckpt.files_.push_back(SafetensorsFile::open(shard_path.string()));
       it = shards.emplace(file, ckpt.files_.back().get()).first;
     }
     if (!it->second->contains(name)) {
-      fail_tensor(index_path, name, "not found in its shard " + in_quotes(file));
+      throw_safetensors_error(index_path, name, "not found in its shard " + in_quotes(file));
     }
     ckpt.where_.emplace(name, it->second);
   }
@@ -263,7 +257,7 @@ std::vector<std::string> SafetensorsCheckpoint::names() const {
 
 const SafetensorsFile& SafetensorsCheckpoint::file_of(const std::string& name) const {
   auto it = where_.find(name);
-  if (it == where_.end()) fail_tensor(path_, name, "not in this checkpoint");
+  if (it == where_.end()) throw_safetensors_error(path_, name, "not in this checkpoint");
   return *it->second;
 }
 
@@ -297,21 +291,21 @@ void save_safetensors(const std::string& path,
   std::vector<PreparedTensor> prepared;
   std::set<std::string> seen;
   for (const auto& [name, t] : tensors) {
-    if (name == kSafetensorsMetadataKey) fail_tensor(path, name, "name is reserved");
-    if (!seen.insert(name).second) fail_tensor(path, name, "duplicate name");
-    if (!t.defined()) fail_tensor(path, name, "undefined tensor");
+    if (name == kSafetensorsMetadataKey) throw_safetensors_error(path, name, "name is reserved");
+    if (!seen.insert(name).second) throw_safetensors_error(path, name, "duplicate name");
+    if (!t.defined()) throw_safetensors_error(path, name, "undefined tensor");
     const TorchDtype* spec = find_dtype(t.scalar_type());
     if (spec == nullptr) {
-      fail_tensor(path, name,
-                  std::string("dtype ") + c10::toString(t.scalar_type()) +
-                      " has no "
-                      "safetensors equivalent");
+      throw_safetensors_error(path, name,
+                              std::string("dtype ") + c10::toString(t.scalar_type()) +
+                                  " has no "
+                                  "safetensors equivalent");
     }
     PreparedTensor p{name, spec, safetensors_itemsize(spec->name), {}, 0};
     try {
       p.cpu = t.detach().to(at::kCPU).contiguous();
     } catch (const std::exception& e) {
-      fail_tensor(path, name, std::string("cannot copy to CPU: ") + e.what());
+      throw_safetensors_error(path, name, std::string("cannot copy to CPU: ") + e.what());
     }
     p.nbytes = static_cast<uint64_t>(p.cpu.numel()) * p.itemsize;
     prepared.push_back(std::move(p));
@@ -348,7 +342,8 @@ void save_safetensors(const std::string& path,
   try {
     header_text = header.dump();
   } catch (const nlohmann::json::exception& e) {
-    fail(path, std::string("tensor names and metadata must be valid UTF-8: ") + e.what());
+    throw_safetensors_error(
+        path, std::string("tensor names and metadata must be valid UTF-8: ") + e.what());
   }
   header_text.append((8 - header_text.size() % 8) % 8, ' ');
   uint8_t len_bytes[8];

@@ -18,10 +18,10 @@ struct DtypeSpec {
 };
 
 constexpr DtypeSpec kDtypes[] = {
-    {"F64", 8, true},      {"F32", 4, true},      {"F16", 2, true},  {"BF16", 2, true},
-    {"I64", 8, true},      {"I32", 4, true},      {"I16", 2, true},  {"I8", 1, true},
-    {"U8", 1, true},       {"BOOL", 1, true},     {"F8_E4M3", 1, false},
-    {"F8_E5M2", 1, false}, {"U16", 2, false},     {"U32", 4, false}, {"U64", 8, false},
+    {"F64", 8, true},  {"F32", 4, true},  {"F16", 2, true},      {"BF16", 2, true},
+    {"I64", 8, true},  {"I32", 4, true},  {"I16", 2, true},      {"I8", 1, true},
+    {"U8", 1, true},   {"BOOL", 1, true}, {"F8_E4M3", 1, false}, {"F8_E5M2", 1, false},
+    {"U16", 2, false}, {"U32", 4, false}, {"U64", 8, false},
 };
 
 const DtypeSpec* find_dtype(const std::string& name) {
@@ -171,8 +171,8 @@ void check_tiling(const std::string& path, const std::map<std::string, TensorInf
 }
 
 // `text_offset`: where `text` begins in the file, so that errors give file offsets.
-nlohmann::json parse_json_object(const std::string& path, std::string_view text,
-                                 const char* what, uint64_t text_offset) {
+nlohmann::json parse_json_object(const std::string& path, std::string_view text, const char* what,
+                                 uint64_t text_offset) {
   // nlohmann stops at a NUL as if the input ended, which would accept trailing garbage
   // that the reference (serde_json) rejects.
   if (const void* nul = std::memchr(text.data(), '\0', text.size())) {

@@ -112,7 +112,7 @@ std::shared_ptr<const Tokenizer> Tokenizer::from_file(const std::string& tokeniz
 }
 
 std::shared_ptr<const Tokenizer> Tokenizer::from_json_text(std::string_view text,
-                                                          const std::string& origin) {
+                                                           const std::string& origin) {
   return std::shared_ptr<const Tokenizer>(new Tokenizer(parse_tokenizer_json(text, origin)));
 }
 

@@ -39,6 +39,6 @@ struct Tokenizer::Impl {
 std::unique_ptr<Tokenizer::Impl> load_tokenizer_json(const std::string& path);
 // The same from text already in memory; `path` names it in errors.
 std::unique_ptr<Tokenizer::Impl> parse_tokenizer_json(std::string_view text,
-                                                     const std::string& path);
+                                                      const std::string& path);
 
 }  // namespace kaizen::text

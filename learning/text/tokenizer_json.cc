@@ -191,7 +191,7 @@ void load(const json& j, Tokenizer::Impl& t) {
 }  // namespace
 
 std::unique_ptr<Tokenizer::Impl> parse_tokenizer_json(std::string_view text,
-                                                     const std::string& path) {
+                                                      const std::string& path) {
   auto t = std::make_unique<Tokenizer::Impl>();
   t->path = path;
   json j;

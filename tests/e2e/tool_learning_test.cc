@@ -32,8 +32,8 @@ std::vector<ToolExample> load_examples(std::vector<std::string>* lines) {
     lines->push_back(line);
     json j = json::parse(line);
     const json& call = j["messages"][1]["tool_calls"][0]["function"];
-    out.push_back({j["messages"][0]["content"], nlohmann::ordered_json::parse(line)["tools"], call["name"],
-                   json::parse(call["arguments"].get<std::string>())});
+    out.push_back({j["messages"][0]["content"], nlohmann::ordered_json::parse(line)["tools"],
+                   call["name"], json::parse(call["arguments"].get<std::string>())});
   }
   return out;
 }
@@ -45,8 +45,8 @@ class ToolLearning : public LearningServer {
 
   // How many of the questions get exactly their call (name and parsed arguments); `names`
   // counts those that call the right function whatever the arguments.
-  int right_calls(const std::vector<ToolExample>& examples, const std::string& model, std::string* first_wrong,
-                  int* names = nullptr) {
+  int right_calls(const std::vector<ToolExample>& examples, const std::string& model,
+                  std::string* first_wrong, int* names = nullptr) {
     int right = 0;
     if (names) *names = 0;
     for (const auto& e : examples) {
@@ -108,8 +108,8 @@ TEST_F(ToolLearning, DISABLED_FiftyToolCallExamplesTeachTheDemoModelTheCompanysF
   wrong.clear();
   int names = 0;
   const int after = right_calls(examples, "kaizen", &wrong, &names);
-  std::printf("with the adapter: %d/50 right calls, %d/50 the right function (first wrong: %s)\n", after,
-              names, wrong.c_str());
+  std::printf("with the adapter: %d/50 right calls, %d/50 the right function (first wrong: %s)\n",
+              after, names, wrong.c_str());
   // Measured with the defaults (60 epochs, 145 s): 34/50 exact calls; the misses are
   // arguments copied from the question with a wrong digit (SB-4898 -> SB-4839), while the
   // function is right. train.epochs = 120 (271 s) gives 46/50 calls, 49/50 functions

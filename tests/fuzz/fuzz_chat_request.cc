@@ -45,20 +45,23 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
         r.max_tokens > limits.max_tokens)
       __builtin_trap();  // validation let an invalid request through
     kaizen::daemon::ChatTicket t{"msg_1", r.model, 0, false, nullptr};
-    (void)kaizen::daemon::sse_delta_chunk(t, kaizen::daemon::ChoiceDelta{0, r.messages[0].content, r.messages[0].tool_calls, {}}, 0,
-                                          true, 0);
+    (void)kaizen::daemon::sse_delta_chunk(
+        t, kaizen::daemon::ChoiceDelta{0, r.messages[0].content, r.messages[0].tool_calls, {}}, 0,
+        true, 0);
     if (r.n < 1 || r.n > limits.max_n || r.top_logprobs > 20) __builtin_trap();
   } else {
     (void)kaizen::daemon::error_body(chat.error());
   }
   auto completion = kaizen::daemon::parse_completion_request(body, limits);
-  if (completion.ok() && (!completion.value().prompt || completion.value().prompt->empty())) __builtin_trap();
+  if (completion.ok() && (!completion.value().prompt || completion.value().prompt->empty()))
+    __builtin_trap();
   auto fb = kaizen::daemon::parse_feedback_request(body);
   if (fb.ok() && fb.value().rating != 1 && fb.value().rating != -1) __builtin_trap();
 
   // Admin arguments (JSON bodies; query strings arrive as the same JSON of strings) through
   // the typed parsers of the admin route table: each accepts only its own shape.
-  const auto args = nlohmann::json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
+  const auto args =
+      nlohmann::json::parse(body.begin(), body.end(), nullptr, /*allow_exceptions=*/false);
   if (!args.is_discarded()) {
     auto page = kaizen::daemon::parse_page(args);
     if (page.ok() && page.value().limit < 1) __builtin_trap();

@@ -63,8 +63,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   kaizen::fuzz::Bytes in(data, size);
   const auto tools = read_tools(in);
   auto messages = read_messages(in);
-  for (TemplateKind kind :
-       {TemplateKind::kChatML, TemplateKind::kQwen3, TemplateKind::kLlama3, TemplateKind::kLlama31}) {
+  for (TemplateKind kind : {TemplateKind::kChatML, TemplateKind::kQwen3, TemplateKind::kLlama3,
+                            TemplateKind::kLlama31}) {
     const ChatTemplate tpl = ChatTemplate::of_kind(kind);
     ChatOptions opts;
     opts.tools = tools;

@@ -28,13 +28,27 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size == 0) return 0;
   const std::string_view bytes(reinterpret_cast<const char*>(data) + 1, size - 1);
   switch (data[0] % 7) {
-    case 0: round_trip<st::Conversation>(bytes); break;
-    case 1: round_trip<st::Message>(bytes); break;
-    case 2: round_trip<st::Feedback>(bytes); break;
-    case 3: round_trip<st::Example>(bytes); break;
-    case 4: round_trip<st::Adapter>(bytes); break;
-    case 5: round_trip<st::Run>(bytes); break;
-    default: round_trip<st::ReplayEntry>(bytes); break;
+    case 0:
+      round_trip<st::Conversation>(bytes);
+      break;
+    case 1:
+      round_trip<st::Message>(bytes);
+      break;
+    case 2:
+      round_trip<st::Feedback>(bytes);
+      break;
+    case 3:
+      round_trip<st::Example>(bytes);
+      break;
+    case 4:
+      round_trip<st::Adapter>(bytes);
+      break;
+    case 5:
+      round_trip<st::Run>(bytes);
+      break;
+    default:
+      round_trip<st::ReplayEntry>(bytes);
+      break;
   }
   return 0;
 }

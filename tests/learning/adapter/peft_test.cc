@@ -300,6 +300,38 @@ TEST_F(PeftRefusals, MissingHalfOrUnselectedModule) {
   EXPECT_EQ(refusal(), "(loaded without error)");
 }
 
+// Hostile adapter files: what took the loader down before (found while fuzzing the
+// parsers). A catastrophically backtracking target_modules regex ("(.|.)*[A-Z]") made
+// std::regex take 13 s on one 28-character module path, doubling per character; a 100,000-digit layer number in a tensor name overflowed
+// std::regex's recursion (SIGSEGV). Both are refusals now.
+TEST_F(PeftRefusals, HostileRegexAndTensorNamesAreRefusedQuickly) {
+  json j = config();
+  j["target_modules"] = "(.|.)*[A-Z]";  // PCRE2 rejects "(.|.)*x" at once (no x in the path)
+  write_config(j);
+  EXPECT_THAT(refusal(), HasSubstr("backtracks too much"));
+  j["target_modules"] = "model\\.layers\\.[0-9]+\\.(self_attn|mlp)\\.[a-z_]+";  // PEFT's full match
+  write_config(j);
+  EXPECT_EQ(refusal(), "(loaded without error)");
+  j["target_modules"] = ".*\\.(q_proj|v_proj)";  // selects fewer than the file holds
+  write_config(j);
+  EXPECT_THAT(refusal(), HasSubstr("target_modules do not select"));
+  j["target_modules"] = "(unclosed";
+  write_config(j);
+  EXPECT_THAT(refusal(), HasSubstr("is invalid"));
+
+  SetUp();
+  edit_tensors([](auto& ts) {
+    ts.emplace_back("base_model.model.model.layers." + std::string(100000, '1') + ".mlp.up_proj.lora_A.weight",
+                    torch::zeros({4, 64}));
+  });
+  EXPECT_THAT(refusal(), HasSubstr("has a layer number of 100000 digits"));
+  SetUp();
+  edit_tensors([](auto& ts) {
+    ts.emplace_back("base_model.model.model.layers.0.mlp.up_proj.lora_C.weight", torch::zeros({4, 64}));
+  });
+  EXPECT_THAT(refusal(), HasSubstr("is not a LoRA weight"));
+}
+
 TEST_F(PeftRefusals, MissingFiles) {
   fs::remove(tmp_ / "adapter/adapter_model.safetensors");
   EXPECT_THAT(refusal(), HasSubstr("no adapter_model.safetensors"));
