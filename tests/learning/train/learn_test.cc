@@ -23,7 +23,7 @@ namespace kaizen::train {
 namespace {
 
 // min_accuracy / min_exact: the targets are 0.95 / 0.90.
-// epochs: 0 = the recipe's (60); all 216 facts need 120 passes for exact answers.
+// epochs: 0 = the recipe's (60); all 216 facts need 120-150 passes for exact answers.
 void learn_facts(size_t count, double min_accuracy, double min_exact, int64_t epochs = 0) {
   model::set_compute_threads(2);
   auto tok = text::Tokenizer::from_model_dir(testing::tokenizer_dir());
@@ -58,8 +58,10 @@ void learn_facts(size_t count, double min_accuracy, double min_exact, int64_t ep
 
 TEST(Learning, TinyQwen3LearnsCompanyFacts) { learn_facts(48, 0.95, 0.90); }
 
-// Measured: 99.5% accuracy, 91.7% exact in 8.5 min on 2 cores (60 epochs: 95.6% / 43.1%).
-TEST(Learning, DISABLED_AllFacts) { learn_facts(100000, 0.95, 0.90, 120); }
+// 120 epochs measured 99.5% accuracy / 91.7% exact (494 s), then 99.3% / 89.4% (372 s)
+// once the loss computed logsumexp in place: same math, other rounding, and a margin that
+// thin does not survive it. 150 epochs: see README "Recipes" (60 epochs: 95.6% / 43.1%).
+TEST(Learning, DISABLED_AllFacts) { learn_facts(100000, 0.95, 0.90, 150); }
 
 }  // namespace
 }  // namespace kaizen::train
