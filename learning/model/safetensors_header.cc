@@ -11,17 +11,17 @@ namespace kaizen::model {
 
 namespace {
 
+// Every dtype the format defines; which of them this build turns into tensors is
+// safetensors.cc's table (libtorch 1.13 has no F8, U16, U32 or U64).
 struct DtypeSpec {
   const char* name;
   size_t itemsize;
-  bool supported;  // false: recognised, but libtorch 1.13 has no matching dtype
 };
 
 constexpr DtypeSpec kDtypes[] = {
-    {"F64", 8, true},  {"F32", 4, true},  {"F16", 2, true},      {"BF16", 2, true},
-    {"I64", 8, true},  {"I32", 4, true},  {"I16", 2, true},      {"I8", 1, true},
-    {"U8", 1, true},   {"BOOL", 1, true}, {"F8_E4M3", 1, false}, {"F8_E5M2", 1, false},
-    {"U16", 2, false}, {"U32", 4, false}, {"U64", 8, false},
+    {"F64", 8}, {"F32", 4}, {"F16", 2}, {"BF16", 2},    {"I64", 8},
+    {"I32", 4}, {"I16", 2}, {"I8", 1},  {"U8", 1},      {"BOOL", 1},
+    {"U16", 2}, {"U32", 4}, {"U64", 8}, {"F8_E4M3", 1}, {"F8_E5M2", 1},
 };
 
 const DtypeSpec* find_dtype(const std::string& name) {
@@ -218,11 +218,6 @@ int64_t TensorInfo::numel() const {
 size_t safetensors_itemsize(const std::string& dtype) {
   const DtypeSpec* spec = find_dtype(dtype);
   return spec ? spec->itemsize : 0;
-}
-
-bool safetensors_dtype_supported(const std::string& dtype) {
-  const DtypeSpec* spec = find_dtype(dtype);
-  return spec && spec->supported;
 }
 
 SafetensorsHeader parse_safetensors_header(const std::string& path, const uint8_t* file,

@@ -45,9 +45,6 @@ constexpr const char* kSafetensorsMetadataKey = "__metadata__";
 
 // Bytes per element of a safetensors dtype string, or 0 if the string is not a dtype.
 size_t safetensors_itemsize(const std::string& dtype);
-// True for the dtypes this build can turn into tensors (see safetensors.h); false for the
-// recognised-but-unsupported ones and for unknown strings.
-bool safetensors_dtype_supported(const std::string& dtype);
 
 struct SafetensorsHeader {
   uint64_t data_start = 0;  // 8 + header length: where the data section begins

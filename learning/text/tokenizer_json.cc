@@ -197,8 +197,8 @@ std::unique_ptr<Tokenizer::Impl> parse_tokenizer_json(std::string_view text,
   json j;
   try {
     j = json::parse(text.begin(), text.end());
-  } catch (const json::exception& e) {  // parse_error, and out_of_range for a number
-    fail(path, std::string("malformed JSON (truncated?): ") + e.what());  // like 1E99999
+  } catch (const json::exception& e) {  // parse_error, and out_of_range for 1E99999
+    fail(path, std::string("malformed JSON (truncated?): ") + e.what());
   }
   try {
     load(j, *t);
