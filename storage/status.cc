@@ -24,6 +24,8 @@ const char* Status::CodeName(Code code) {
       return "AlreadyExists";
     case Code::kAborted:
       return "Aborted";
+    case Code::kNoSpace:
+      return "NoSpace";
   }
   return "Unknown";
 }

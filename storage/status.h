@@ -25,6 +25,7 @@ class [[nodiscard]] Status {
     kNotSupported = 6,     // data written by a newer kaizen (schema or record version)
     kAlreadyExists = 7,    // e.g. importing an example whose content is already stored
     kAborted = 8,          // a precondition changed under us (e.g. example not pending)
+    kNoSpace = 9,          // the file system holding the database is full (ENOSPC)
   };
 
   Status() = default;  // OK
@@ -44,6 +45,7 @@ class [[nodiscard]] Status {
     return Status(Code::kAlreadyExists, std::move(msg));
   }
   static Status Aborted(std::string msg) { return Status(Code::kAborted, std::move(msg)); }
+  static Status NoSpace(std::string msg) { return Status(Code::kNoSpace, std::move(msg)); }
 
   bool ok() const { return code_ == Code::kOk; }
   bool IsNotFound() const { return code_ == Code::kNotFound; }
@@ -54,6 +56,7 @@ class [[nodiscard]] Status {
   bool IsNotSupported() const { return code_ == Code::kNotSupported; }
   bool IsAlreadyExists() const { return code_ == Code::kAlreadyExists; }
   bool IsAborted() const { return code_ == Code::kAborted; }
+  bool IsNoSpace() const { return code_ == Code::kNoSpace; }
 
   Code code() const { return code_; }
   const std::string& message() const { return msg_; }

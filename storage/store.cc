@@ -4,6 +4,8 @@
 #include "storage/store.h"
 
 #include <algorithm>
+#include <cstdarg>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <mutex>
@@ -44,6 +46,26 @@ std::shared_ptr<spdlog::logger> logger() {
   });
   return instance;
 }
+
+// RocksDB's own log goes to the `storage` logger (stderr, the journal under systemd)
+// instead of a LOG file in the database directory. With the file, a full disk crashed the
+// process: Debian's RocksDB 7.8 is built with assertions, and the LOG line written after
+// a failed LOG write aborts in WritableFileWriter (found with tests/fault). Warnings and
+// errors only; the options dump (HEADER_LEVEL) is dropped.
+class RocksDbLog : public rocksdb::Logger {
+ public:
+  RocksDbLog() : rocksdb::Logger(rocksdb::InfoLogLevel::WARN_LEVEL) {}
+  void Logv(const char* format, va_list ap) override {
+    Logv(rocksdb::InfoLogLevel::INFO_LEVEL, format, ap);
+  }
+  void Logv(const rocksdb::InfoLogLevel level, const char* format, va_list ap) override {
+    if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
+    char line[1024];
+    std::vsnprintf(line, sizeof(line), format, ap);
+    logger()->log(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? spdlog::level::err : spdlog::level::warn,
+                  "rocksdb: {}", line);
+  }
+};
 
 struct IdKindInfo {
   const char* name;
@@ -89,6 +111,7 @@ Status from_rocksdb(const rocksdb::Status& s, const std::string& context) {
   if (s.IsInvalidArgument()) return Status::InvalidArgument(msg);
   if (s.IsBusy() || s.IsTimedOut() || s.IsTryAgain()) return Status::Busy(msg);
   if (s.IsNotSupported()) return Status::NotSupported(msg);
+  if (s.IsNoSpace()) return Status::NoSpace(msg);
   return Status::IOError(msg);
 }
 
@@ -109,8 +132,10 @@ Store::Store(std::string dir, const StoreOptions& options)
     : dir_(std::move(dir)), options_(options) {}
 
 Store::~Store() {
-  if (h_ && h_->db) {
-    // Chat writes skip fsync; flush the WAL so a clean shutdown loses nothing.
+  // Chat writes skip fsync; flush the WAL so a clean shutdown loses nothing. Not after a
+  // failed write that has not healed: that WAL's writer is poisoned, and syncing it
+  // trips an assertion in Debian's RocksDB (tests/storage/disk_fault_test.cc).
+  if (h_ && h_->db && !write_failing_.load()) {
     h_->db->FlushWAL(/*sync=*/true).PermitUncheckedError();
   }
 }
@@ -179,8 +204,7 @@ Status Store::open_db() {
   db_options.write_buffer_manager = write_buffers_;
   db_options.max_open_files = options_.max_open_files;
   db_options.max_background_jobs = std::max(options_.background_threads, 1);
-  db_options.keep_log_file_num = 5;
-  db_options.max_log_file_size = 4u << 20;
+  db_options.info_log = std::make_shared<RocksDbLog>();
   db_options.info_log_level = rocksdb::InfoLogLevel::WARN_LEVEL;
 
   // Open every CF already in the DB (RocksDB requires it) plus ours.
@@ -340,7 +364,31 @@ Status Store::interrupt_stale_runs() {
 Status Store::write(rocksdb::WriteBatch* batch, bool sync) {
   rocksdb::WriteOptions wo;
   wo.sync = sync;
-  return from_rocksdb(h_->db->Write(wo, batch), "write batch to " + dir_);
+  return note_write(from_rocksdb(h_->db->Write(wo, batch), "write batch to " + dir_));
+}
+
+Status Store::note_write(Status status) {
+  if (status.ok()) {
+    if (write_failing_.load(std::memory_order_relaxed)) {
+      std::lock_guard<std::mutex> lock(health_mu_);
+      last_write_error_ = Status::OK();
+      write_failing_.store(false);
+      logger()->info("event=writes_resumed dir={}", dir_);
+    }
+    return status;
+  }
+  if (!status.IsNoSpace() && !status.IsIOError() && !status.IsCorruption()) return status;
+  failed_writes_.fetch_add(1);
+  std::lock_guard<std::mutex> lock(health_mu_);
+  if (!write_failing_.exchange(true)) logger()->error("event=writes_failing error=\"{}\"", status.ToString());
+  last_write_error_ = status;
+  return status;
+}
+
+Status Store::write_health() const {
+  if (!write_failing_.load()) return Status::OK();
+  std::lock_guard<std::mutex> lock(health_mu_);
+  return last_write_error_;
 }
 
 Result<uint64_t> Store::next_id(int kind) {
@@ -348,9 +396,9 @@ Result<uint64_t> Store::next_id(int kind) {
   return ids.allocate([&](uint64_t limit) {
     rocksdb::WriteOptions wo;
     wo.sync = true;
-    return from_rocksdb(
+    return note_write(from_rocksdb(
         h_->db->Put(wo, h_->cf[kCfMeta], keys::id_counter(ids.name()), keys::u64(limit)),
-        "reserve " + ids.name() + " ids");
+        "reserve " + ids.name() + " ids"));
   });
 }
 

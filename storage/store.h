@@ -256,6 +256,14 @@ class Store {
   // NotFound if `backup_dir` holds no backups; Corruption names the bad backup.
   static Result<std::vector<BackupDescription>> verify_backup(const std::string& backup_dir);
 
+  // How writes are going: OK, or the last failed write's status (NoSpace while the file
+  // system is full, IOError on a failing disk) until a write succeeds again. Reads keep
+  // working either way. A full disk heals by itself: once space returns RocksDB resumes
+  // within about a second and the next write succeeds. A disk error does not heal in
+  // place (RocksDB stops writing until reopened): restart kaizend.
+  Status write_health() const;
+  uint64_t failed_writes() const { return failed_writes_.load(); }
+
  private:
   struct Handles;
   Store(std::string dir, const StoreOptions& options);
@@ -264,6 +272,8 @@ class Store {
   Status migrate_from(uint32_t version);
   Status interrupt_stale_runs();
   Status write(rocksdb::WriteBatch* batch, bool sync);
+  // Records the outcome of a write for write_health(); returns it.
+  Status note_write(Status status);
   template <typename T>
   Result<T> get_record(int cf, const std::string& key);
   Result<uint64_t> next_id(int kind);
@@ -296,6 +306,10 @@ class Store {
   // Serializes read-modify-write sequences: example state transitions and dedupe,
   // adapter records and the active pointer, the replay reservoir's slots and seen count.
   mutable std::mutex write_mu_;
+  mutable std::mutex health_mu_;
+  Status last_write_error_;  // guarded by health_mu_
+  std::atomic<bool> write_failing_{false};
+  std::atomic<uint64_t> failed_writes_{0};
 };
 
 }  // namespace kaizen::storage
