@@ -49,7 +49,7 @@ Result<FeedbackAck> DeferredService::submit_feedback(FeedbackRequest request) {
 Health DeferredService::health() {
   if (Service* s = real_.load()) return s->health();
   std::lock_guard<std::mutex> lock(mu_);
-  return Health{false, status_};
+  return Health{false, status_, {}};
 }
 
 std::string DeferredService::metrics_text() {

@@ -14,7 +14,8 @@ enum class Errc {
   kNotFound,         // no such record (adapter version, run, example, operation)
   kConflict,         // the record's state forbids it (a run in progress, a pruned adapter)
   kNothingToDo,      // well-formed, but there is nothing to act on (no new examples)
-  kUnavailable,      // not now: disabled, busy, still starting
+  kUnavailable,      // not now: disabled, busy, still starting, the disk failing
+  kNoSpace,          // the disk holding the state is full: nothing was stored
   kInternal,         // a store or disk failure; the message names it
 };
 
@@ -31,6 +32,7 @@ struct Failure {
   static Failure NothingToDo(std::string m) { return {Errc::kNothingToDo, std::move(m), {}}; }
   static Failure Unavailable(std::string m) { return {Errc::kUnavailable, std::move(m), {}}; }
   static Failure Internal(std::string m) { return {Errc::kInternal, std::move(m), {}}; }
+  static Failure NoSpace(std::string m) { return {Errc::kNoSpace, std::move(m), {}}; }
 };
 
 // A value or the error that prevented it: Outcome<T> (a domain Failure, serve/ and learn/)

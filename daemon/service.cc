@@ -42,6 +42,10 @@ Error Error::Unavailable(std::string message, int retry_after_s) {
   return Error{503, "service_unavailable", std::move(message), {}, {}, retry_after_s};
 }
 
+Error Error::InsufficientStorage(std::string message) {
+  return Error{507, "server_error", std::move(message), {}, "insufficient_storage", 30};
+}
+
 Error http_error(const Failure& f) {
   switch (f.code) {
     case Errc::kInvalidArgument:
@@ -53,6 +57,8 @@ Error http_error(const Failure& f) {
       return Error::Conflict(f.message);
     case Errc::kUnavailable:
       return Error::Unavailable(f.message, 2);
+    case Errc::kNoSpace:
+      return Error::InsufficientStorage(f.message);
     case Errc::kInternal:
       break;
   }

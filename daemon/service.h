@@ -56,11 +56,12 @@ struct Error {
   static Error TooManyRequests(std::string message, int retry_after_s);   // 429
   static Error Internal(std::string message);                             // 500
   static Error Unavailable(std::string message, int retry_after_s = 0);   // 503
+  static Error InsufficientStorage(std::string message);                  // 507
 };
 
 // The one mapping of a domain Failure (daemon/errors.h) to its HTTP status and OpenAI
 // error: invalid / nothing to do 400, not found 404, conflict 409, unavailable 503
-// (Retry-After 2), internal 500.
+// (Retry-After 2), disk full 507 (Retry-After 30), internal 500.
 Error http_error(const Failure& failure);
 
 // Either a value or an Error (daemon/errors.h Expected). Small on purpose: the HTTP layer
@@ -215,6 +216,9 @@ struct FeedbackAck {
 struct Health {
   bool ready = false;   // false while loading: /healthz answers 503
   std::string detail;   // short text, e.g. "model qwen3-0.6b, adapter v7"
+  // Empty while the store takes writes; else why it does not (a full or failing disk):
+  // /healthz still answers 200 (chat is served) with status "degraded".
+  std::string storage_error;
 };
 
 // Handed to whatever builds the Service (kaizend_main.cc calls the factory in

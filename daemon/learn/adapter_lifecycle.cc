@@ -2,8 +2,10 @@
 
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
 #include <thread>
 
@@ -29,6 +31,15 @@ std::string version_dir_name(uint64_t version) {
 uint64_t version_of_dir(const std::string& name) {
   if (name.size() != 7 || name[0] != 'v' || name.find_first_not_of("0123456789", 1) != std::string::npos) return 0;
   return std::stoull(name.substr(1));
+}
+
+// A failed adapter write as a domain failure: NoSpace when the disk is full (the errno
+// text is all that survives the safetensors and PEFT writers' exceptions), else Internal.
+Failure write_failure(const std::string& what) {
+  if (what.find(std::strerror(ENOSPC)) != std::string::npos) {
+    return Failure::NoSpace("the disk holding kaizen's state is full: " + what);
+  }
+  return Failure::Internal(what);
 }
 
 }  // namespace
@@ -102,8 +113,8 @@ Outcome<std::string> AdapterLifecycle::write_files(const adapter::Adapter& adapt
   const std::string name = version_dir_name(version);
   const fs::path tmp = dir / (".tmp-" + name + "-" + std::to_string(::getpid()));
   const fs::path final_dir = dir / name;
+  std::error_code ec;
   try {
-    std::error_code ec;
     fs::create_directories(dir, ec);
     fs::remove_all(tmp, ec);
     adapter::save_peft_adapter(adapter, tmp.string());  // each file fsync'd
@@ -113,7 +124,10 @@ Outcome<std::string> AdapterLifecycle::write_files(const adapter::Adapter& adapt
     if (ec) throw std::runtime_error("rename " + tmp.string() + " -> " + final_dir.string() + ": " + ec.message());
     model::fsync_dir(dir.string());
   } catch (const std::exception& e) {
-    return Failure::Internal(std::string("writing adapter v") + std::to_string(version) + ": " + e.what());
+    // What was half written goes now, not at the next start (a full disk stays full).
+    fs::remove_all(tmp, ec);
+    fs::remove_all(final_dir, ec);
+    return write_failure(std::string("writing adapter v") + std::to_string(version) + ": " + e.what());
   }
   return "adapters/" + name;
 }
@@ -137,7 +151,11 @@ Outcome<uint64_t> AdapterLifecycle::reject(uint64_t version, const Candidate& c)
   if (!written.ok()) return written.error();
   const storage::Adapter& record = *written;
   auto st = store_.put_adapter(record);
-  if (!st.ok()) return failure_from(st);
+  if (!st.ok()) {
+    std::error_code ec;
+    fs::remove_all(fs::path(options_.state_dir) / record.path, ec);
+    return failure_from(st);
+  }
   prune();
   return version;
 }
@@ -151,7 +169,12 @@ Outcome<Switch> AdapterLifecycle::publish(uint64_t version, const Candidate& c) 
   {
     std::lock_guard<std::mutex> lock(mu_);
     auto st = store_.publish_adapter(record);
-    if (!st.ok()) return Failure::Internal("publish batch failed: " + st.ToString());
+    if (!st.ok()) {
+      // Nothing points at the files: remove them (what recover() would do at the next start).
+      std::error_code ec;
+      fs::remove_all(fs::path(options_.state_dir) / record.path, ec);
+      return failure_from(st.WithContext("publish v" + std::to_string(version)));
+    }
     // The DB says the new version is active: swap in what was written, loaded back.
     auto loaded = registry_.load(version);
     if (!loaded.ok()) {
@@ -161,9 +184,24 @@ Outcome<Switch> AdapterLifecycle::publish(uint64_t version, const Candidate& c) 
     sw = swap_locked(version, *loaded);
   }
   auto st = store_.mark_trained(c.example_ids, version);
-  if (!st.ok()) learner_log()->error("event=mark_trained_failed run={} error=\"{}\"", c.run_id, st.ToString());
+  if (!st.ok()) {
+    learner_log()->error("event=mark_trained_failed run={} error=\"{}\" retry=each_tick", c.run_id, st.ToString());
+    std::lock_guard<std::mutex> lock(pending_mu_);
+    pending_marks_.push_back({c.example_ids, version});
+  }
   prune();
   return sw;
+}
+
+bool AdapterLifecycle::complete_pending_marks() {
+  std::lock_guard<std::mutex> lock(pending_mu_);
+  while (!pending_marks_.empty()) {
+    const PendingMark& m = pending_marks_.front();
+    if (!store_.mark_trained(m.example_ids, m.version).ok()) return false;
+    learner_log()->info("event=mark_trained_completed version={} examples={}", m.version, m.example_ids.size());
+    pending_marks_.erase(pending_marks_.begin());
+  }
+  return true;
 }
 
 // --- operator changes ---

@@ -108,6 +108,12 @@ class AdapterLifecycle {
   // stay (state pruned: history keeps its run and metrics).
   void prune();
 
+  // Publishes whose examples could not be marked trained (the disk filled right after
+  // the publish batch) are kept and retried here, so the examples are not trained again
+  // as new. Returns true when none is left waiting. The learner calls it every tick and
+  // before planning a run.
+  bool complete_pending_marks();
+
  private:
   // The publish protocol's file half; returns the state-dir-relative path.
   Outcome<std::string> write_files(const adapter::Adapter& adapter, uint64_t version);
@@ -124,6 +130,12 @@ class AdapterLifecycle {
   AdapterRegistry& registry_;
   DropCaches drop_caches_;
   std::mutex mu_;  // serialises changes of the active version (publish, activate, rollback)
+  struct PendingMark {
+    std::vector<uint64_t> example_ids;
+    uint64_t version = 0;
+  };
+  std::mutex pending_mu_;
+  std::vector<PendingMark> pending_marks_;  // guarded by pending_mu_
 };
 
 }  // namespace kaizen::daemon

@@ -83,6 +83,12 @@ size_t Learner::count_new(uint64_t from_seq, size_t enough) {
 }
 
 Outcome<Learner::Plan> Learner::plan_locked(const std::string& trigger, uint64_t from_seq) {
+  if (!complete_pending_locked()) {
+    // The last run's examples must be marked trained before they can be told from new ones.
+    const storage::Status w = store_.write_health();
+    if (!w.ok()) return failure_from(w);
+    return Failure::Unavailable("the last run's results are not stored yet; retry shortly");
+  }
   Plan plan;
   plan.trigger = trigger;
   storage::PageRequest p;
@@ -96,7 +102,7 @@ Outcome<Learner::Plan> Learner::plan_locked(const std::string& trigger, uint64_t
   bool capped = false;
   while (!capped) {
     auto page = store_.list_examples(storage::ExampleState::kApproved, p);
-    if (!page.ok()) return Failure::Internal(page.status().ToString());
+    if (!page.ok()) return failure_from(page.status());
     for (auto& e : page->items) {
       if (cap > 0 && !e.author.empty() && ++per_author[e.author] > cap) {
         plan.deferred_author = e.author;
@@ -116,7 +122,7 @@ Outcome<Learner::Plan> Learner::plan_locked(const std::string& trigger, uint64_t
   run.config = run_config(options_.train, gate_thresholds(options_.gate, model_->decoder->config()), from_seq,
                           plan.through_seq, plan.deferred_author);
   auto created = store_.create_run(run);
-  if (!created.ok()) return Failure::Internal(created.status().ToString());
+  if (!created.ok()) return failure_from(created.status());
   plan.run_id = created->id;
   return plan;
 }
@@ -169,6 +175,7 @@ void Learner::loop() {
   while (!stopping_) {
     cv_.wait_for(lock, std::chrono::seconds(1), [this] { return stopping_ || pending_.has_value(); });
     if (stopping_) break;
+    complete_pending_locked();
     if (!pending_) {  // automatic triggers
       const std::string trigger = due_trigger_locked(&last_interval);
       if (trigger.empty()) continue;
@@ -194,14 +201,29 @@ void Learner::set_phase(const std::string& phase) {
   progress_.phase = phase;
 }
 
+bool Learner::complete_pending_locked() {
+  if (!lifecycle_.complete_pending_marks()) return false;
+  while (!unsaved_runs_.empty()) {
+    const storage::Run& r = unsaved_runs_.front();
+    if (!store_.update_run(r).ok()) return false;
+    learner_log()->info("event=run_record_saved run={} state={}", r.id, storage::to_string(r.state));
+    unsaved_runs_.erase(unsaved_runs_.begin());
+  }
+  return true;
+}
+
 void Learner::finish(storage::Run& run, const Plan& plan, storage::RunState state, const std::string& verdict) {
   run.state = state;
   run.verdict = verdict;
   run.finished_ms = storage::now_ms();
-  auto st = store_.update_run(run);
-  if (!st.ok()) learner_log()->error("event=run_record_failed run={} error=\"{}\"", run.id, st.ToString());
+  // A published run is recorded only once its examples are marked trained: until then
+  // its record says running (interrupted after a crash), which recover() completes.
+  storage::Status st = storage::Status::IOError("the published run's examples are not marked trained yet");
+  if (lifecycle_.complete_pending_marks()) st = store_.update_run(run);
+  if (!st.ok()) learner_log()->error("event=run_record_failed run={} error=\"{}\" retry=each_tick", run.id, st.ToString());
   learner_log()->info("event=run_finished run={} state={} verdict=\"{}\"", run.id, storage::to_string(state), verdict);
   std::lock_guard<std::mutex> lock(mu_);
+  if (!st.ok()) unsaved_runs_.push_back(run);
   last_ = run_summary(run);
   ++runs_by_state_[storage::to_string(state)];
   if (state == storage::RunState::kFailed) auto_hold_seq_ = std::max(auto_hold_seq_, plan.through_seq);

@@ -134,7 +134,11 @@ class Learner {
   train::TrainResult train_candidate(const RunSets& sets, storage::Run& run, const train::TrainOptions& o);
   eval::GateMetrics validate(const RunSets& sets, const adapter::Adapter* candidate,
                              const adapter::Adapter* active, const train::TrainOptions& o);
-  // Records the run's end (state, verdict, finish time) and updates the counters.
+  // Retries what a full disk refused at a run's end: trained marks (lifecycle), then the
+  // final run records. false while something still waits; mu_ held.
+  bool complete_pending_locked();
+  // Records the run's end (state, verdict, finish time) and updates the counters; a
+  // record the store refuses is kept and retried by complete_pending_locked().
   void finish(storage::Run& run, const Plan& plan, storage::RunState state, const std::string& verdict);
   // Encodes one stored example for training (with the configured system message when
   // train.with_system_prompt); skips and logs one that cannot be encoded.
@@ -166,6 +170,8 @@ class Learner {
   // Passes of the loop that looked for a due automatic trigger (status() "checks": a test
   // that asserts a run did NOT start waits for the loop to have looked). Guarded by mu_.
   uint64_t trigger_checks_ = 0;
+  // Final run records the store refused (a full disk), oldest first. Guarded by mu_.
+  std::vector<storage::Run> unsaved_runs_;
   std::thread thread_;
 };
 

@@ -92,6 +92,9 @@ Outcome<json> AdminApi::status(const json&, const PeerInfo&) {
   if (!c_.registry.load_problem().empty()) j["adapter_problem"] = c_.registry.load_problem();
   auto replay = c_.store.replay_stats();
   j["replay"] = {{"size", replay.size}, {"seen", replay.seen}, {"capacity", replay.capacity}};
+  const storage::Status writes = c_.store.write_health();
+  j["storage"] = {{"writable", writes.ok()}, {"failed_writes", c_.store.failed_writes()}};
+  if (!writes.ok()) j["storage"]["error"] = writes.ToString();
   return j;
 }
 

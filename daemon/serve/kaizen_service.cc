@@ -1,6 +1,7 @@
 #include "daemon/serve/kaizen_service.h"
 
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <filesystem>
 #include <mutex>
@@ -128,14 +129,20 @@ class KaizenService : public Service {
     job.adapter_key = adapter_key(job.adapter ? version : 0);
 
     // Log the request; the answers' ids are reserved now so the response can carry them.
+    // A full or failing disk does not stop chat: the answer is served unlogged (id
+    // "unlogged-N", message id 0: feedback cannot name it) and counted.
     Result<std::pair<uint64_t, std::vector<uint64_t>>> logged = log_request(req, messages);
-    if (!logged.ok()) return logged.error();
-    const uint64_t conv_id = logged.value().first;
-    const std::vector<uint64_t> ids = logged.value().second;
+    if (!logged.ok() && store_->write_health().ok()) return logged.error();
+    const bool unlogged = !logged.ok();
+    const uint64_t unlogged_n = unlogged ? unlogged_chats_.fetch_add(1) + 1 : 0;
+    const uint64_t conv_id = unlogged ? 0 : logged.value().first;
+    const std::vector<uint64_t> ids =
+        unlogged ? std::vector<uint64_t>(static_cast<size_t>(std::max(1, req.n)), 0) : logged.value().second;
     const int64_t start = now_ms();
     storage::Store* store = store_.get();
     auto store_answer = [store, ids, conv_id, version, start](int i, const generate::GenerateResult& r,
                                                                 const ChoiceDelta& answer) {
+      if (conv_id == 0) return;  // unlogged: the store refused the request's log
       storage::Message rec;
       rec.id = ids[static_cast<size_t>(i)];
       rec.conversation_id = conv_id;
@@ -162,7 +169,7 @@ class KaizenService : public Service {
                                     static_cast<int>(config_.limits.retry_after_s));
     }
     ChatTicket ticket;
-    ticket.id = std::to_string(ids.front());
+    ticket.id = unlogged ? "unlogged-" + std::to_string(unlogged_n) : std::to_string(ids.front());
     ticket.model = who.value().model_name;
     ticket.created = start / 1000;
     std::weak_ptr<ChatCall> weak = call;
@@ -357,11 +364,21 @@ class KaizenService : public Service {
     ActiveAdapter a = registry_.active();
     h.detail = std::string("model ") + model_->decoder->config().architecture + ", adapter " +
                (a.version ? adapter_key(a.version) : "none");
+    if (storage::Status w = store_->write_health(); !w.ok()) h.storage_error = w.ToString();
     return h;
   }
 
   std::string metrics_text() override {
-    return engine_metrics_text(*engine_, registry_.active().version) + learner_->metrics_text();
+    std::string storage_text =
+        "# HELP kaizen_store_write_failures_total Store writes refused by the disk (full or failing).\n"
+        "# TYPE kaizen_store_write_failures_total counter\nkaizen_store_write_failures_total " +
+        std::to_string(store_->failed_writes()) +
+        "\n# HELP kaizen_store_writable 1 while the store takes writes, 0 while the disk refuses them.\n"
+        "# TYPE kaizen_store_writable gauge\nkaizen_store_writable " + (store_->write_health().ok() ? "1" : "0") +
+        "\n# HELP kaizen_chat_unlogged_total Chats answered while the store could not log them.\n"
+        "# TYPE kaizen_chat_unlogged_total counter\nkaizen_chat_unlogged_total " +
+        std::to_string(unlogged_chats_.load()) + "\n";
+    return engine_metrics_text(*engine_, registry_.active().version) + learner_->metrics_text() + storage_text;
   }
 
   Result<json> admin(const std::string& method, const std::string& op, const json& args,
@@ -380,6 +397,7 @@ class KaizenService : public Service {
   std::unique_ptr<Learner> learner_;
   std::unique_ptr<AdminApi> admin_;
   int64_t started_ms_ = 0;
+  std::atomic<uint64_t> unlogged_chats_{0};
   std::once_flag vocab_once_;
   std::shared_ptr<const grammar::Vocab> vocab_;
 };

@@ -9,7 +9,9 @@ namespace kaizen::daemon {
 
 // NotFound -> kNotFound, InvalidArgument -> kInvalidArgument, Busy -> kUnavailable,
 // Aborted / AlreadyExists (well-formed, but the record's state forbids it: activate a
-// rejected adapter, review an example twice) -> kConflict, anything else -> kInternal.
+// rejected adapter, review an example twice) -> kConflict, NoSpace (disk full) ->
+// kNoSpace, IOError (a failing disk) -> kUnavailable, anything else -> kInternal. The
+// disk cases say that nothing was stored.
 Failure failure_from(const storage::Status& status);
 
 }  // namespace kaizen::daemon

@@ -18,7 +18,7 @@ namespace {
 
 // "<path>: <what> failed: <errno text>"
 [[noreturn]] void fail(const std::string& path, const std::string& what, int err) {
-  throw DurableFileError(path + ": " + what + " failed: " + std::strerror(err));
+  throw DurableFileError(path + ": " + what + " failed: " + std::strerror(err), err);
 }
 
 std::string parent_dir(const std::string& path) {
@@ -79,7 +79,7 @@ void atomic_write_file(const std::string& path, const std::function<void(Pending
   try {
     fsync_dir(parent_dir(path));
   } catch (const DurableFileError& e) {
-    throw DurableFileError(path + ": in place, but " + e.what());
+    throw DurableFileError(path + ": in place, but " + e.what(), e.error);
   }
 }
 

@@ -138,10 +138,14 @@ TEST(HttpError, EachDomainFailureHasOneStatus) {
   Error unavailable = http_error(Failure::Unavailable("busy"));
   EXPECT_EQ(unavailable.http_status, 503);
   EXPECT_GT(unavailable.retry_after_s, 0);
-  Error internal = http_error(Failure::Internal("disk full"));
+  Error internal = http_error(Failure::Internal("bad record"));
   EXPECT_EQ(internal.http_status, 500);
-  EXPECT_EQ(internal.message, "disk full");
+  EXPECT_EQ(internal.message, "bad record");
   EXPECT_EQ(internal.type, "server_error");
+  Error full = http_error(Failure::NoSpace("disk full"));
+  EXPECT_EQ(full.http_status, 507);
+  EXPECT_EQ(full.code, "insufficient_storage");
+  EXPECT_EQ(full.retry_after_s, 30);
 }
 
 }  // namespace

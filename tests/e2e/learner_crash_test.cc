@@ -14,6 +14,7 @@
 #include <nlohmann/json.hpp>
 
 #include "http_client.h"
+#include "kaizend_process.h"
 #include "learning/model/tiny.h"
 #include "learning_server.h"
 #include "testing/kaizen_test.h"
@@ -23,76 +24,6 @@ namespace {
 
 namespace fs = std::filesystem;
 using nlohmann::json;
-
-std::string kaizend_bin() { return kaizen::testing::env_or("KAIZEN_BIN_DIR", ".") + "/kaizend"; }
-
-class Kaizend {
- public:
-  Kaizend(const std::string& model, const std::string& state, const std::string& socket,
-          std::vector<std::string> extra)
-      : socket_(socket) {
-    std::vector<std::string> args = {kaizend_bin(),       "--model=" + model,          "--state_dir=" + state,
-                                     "--socket=" + socket, "--listen=",                "--device=cpu",
-                                     "--threads=2",        "--log_level=warn",         "--system_prompt=You are Kaizen.",
-                                     "--train.min_new_examples=0", "--train.seed=3",   "--gate.learn_min=0.5",
-                                     "--train.epochs=30", "--gate.canary_max_kl=1000", "--gate.canary_max_leak=1",
-                                     // what is checked here is durability, not the gate
-                                     "--train.retain_holdout=0", "--gate.retain_max_drop=1"};
-    for (auto& e : extra) args.push_back(e);
-    pid_ = ::fork();
-    if (pid_ == 0) {
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      ::execv(argv[0], argv.data());
-      ::_exit(127);
-    }
-  }
-  ~Kaizend() { kill9(); }
-  void kill9() {
-    if (pid_ > 0) {
-      ::kill(pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
-      pid_ = -1;
-    }
-  }
-  // Waits until the admin socket answers status.
-  bool wait_ready(double timeout_s = 60) {
-    const auto t0 = std::chrono::steady_clock::now();
-    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < timeout_s) {
-      int st = 0;
-      if (::waitpid(pid_, &st, WNOHANG) == pid_) {
-        pid_ = -1;
-        return false;  // exited
-      }
-      if (admin("status").status == 200) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return false;
-  }
-  HttpResponse admin(const std::string& op, const json& body = json::object()) {
-    return unix_request(socket_, make_request("POST", "/admin/" + op, body.dump()));
-  }
-  json wait_run(uint64_t id, double timeout_s = 180) {
-    const auto t0 = std::chrono::steady_clock::now();
-    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < timeout_s) {
-      json s = admin("train/status").json();
-      if (s.is_object() && s["state"] == "idle" && s["last"].is_object() && s["last"]["id"] == id) {
-        return admin("runs/show", {{"id", id}}).json();
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return nullptr;
-  }
-
- private:
-  std::string socket_;
-  pid_t pid_ = -1;
-};
-
-size_t approved_count(Kaizend& k) {
-  return k.admin("feedback/export", {{"limit", 1000}}).json()["examples"].size();
-}
 
 TEST(LearnerCrash, KillDuringTrainingAndDuringPublishLosesNothing) {
   if (!fs::exists(kaizend_bin())) GTEST_SKIP() << "kaizend not built at " << kaizend_bin();
@@ -111,7 +42,7 @@ TEST(LearnerCrash, KillDuringTrainingAndDuringPublishLosesNothing) {
     json run = k.wait_run(k.admin("train/now").json()["run_id"]);
     ASSERT_EQ(run["state"], "published") << run.dump(1);
     v1 = run["adapter_version"];
-    ASSERT_EQ(approved_count(k), 0u);
+    ASSERT_EQ(k.approved_count(), 0u);
     ASSERT_EQ(k.admin("knowledge/import", {{"jsonl", join_lines(fact_lines(4, 4))}}).json()["imported"], 4);
     k.kill9();
   }
@@ -122,13 +53,7 @@ TEST(LearnerCrash, KillDuringTrainingAndDuringPublishLosesNothing) {
     Kaizend k(dir / "m", state, socket, {"--train.epochs=400"});
     ASSERT_TRUE(k.wait_ready());
     killed_in_training = k.admin("train/now").json()["run_id"];
-    bool training = false;
-    for (int i = 0; i < 600 && !training; ++i) {
-      json s = k.admin("train/status").json();
-      training = s["state"] == "running" && s["run"]["phase"] == "train" && s["run"]["step"].get<int64_t>() >= 1;
-      if (!training) std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    ASSERT_TRUE(training);
+    ASSERT_TRUE(k.wait_training(killed_in_training));
     k.kill9();
   }
 
@@ -140,7 +65,7 @@ TEST(LearnerCrash, KillDuringTrainingAndDuringPublishLosesNothing) {
     ASSERT_TRUE(k.wait_ready());
     EXPECT_EQ(k.admin("status").json()["active_adapter"], v1);
     EXPECT_EQ(k.admin("runs/show", {{"id", killed_in_training}}).json()["state"], "interrupted");
-    EXPECT_EQ(approved_count(k), 4u);
+    EXPECT_EQ(k.approved_count(), 4u);
     killed_in_publish = k.admin("train/now").json()["run_id"];
     ASSERT_GT(killed_in_publish, killed_in_training);
     bool written = false;
@@ -175,11 +100,11 @@ TEST(LearnerCrash, KillDuringTrainingAndDuringPublishLosesNothing) {
       EXPECT_NE(name.rfind(".tmp-", 0), 0u) << name;
       EXPECT_NE(name, "v" + std::string(6 - std::to_string(orphan).size(), '0') + std::to_string(orphan));
     }
-    EXPECT_EQ(approved_count(k), 4u);
+    EXPECT_EQ(k.approved_count(), 4u);
     json next = k.wait_run(k.admin("train/now").json()["run_id"]);
     ASSERT_EQ(next["state"], "published") << next.dump(1);
     EXPECT_EQ(next["example_ids"].size(), 4u);
-    EXPECT_EQ(approved_count(k), 0u);
+    EXPECT_EQ(k.approved_count(), 0u);
     EXPECT_EQ(k.admin("status").json()["active_adapter"], next["adapter_version"]);
   }
   ::unlink(socket.c_str());

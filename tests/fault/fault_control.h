@@ -34,6 +34,17 @@ class FaultControl {
     ::close(fd);
   }
 
+  // Points the faults at another directory (and turns them off until the next set()).
+  void aim(const std::string& prefix) const {
+    set(kOff);
+    const std::string body = prefix + std::string(1, '\0');
+    int fd = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
+    if (fd < 0 || ::pwrite(fd, body.data(), body.size(), 1) != static_cast<ssize_t>(body.size())) {
+      throw std::runtime_error("cannot set the fault prefix in " + path_);
+    }
+    ::close(fd);
+  }
+
   const std::string& path() const { return path_; }
 
   // The built injector: $KAIZEN_BUILD_DIR/tests/libkaizen_fault_inject.so.
