@@ -5,26 +5,6 @@
 
 namespace kaizen::adapter {
 
-namespace {
-constexpr const char* kTargetNames[kNumTargets] = {"q_proj",    "k_proj",  "v_proj", "o_proj",
-                                                   "gate_proj", "up_proj", "down_proj"};
-}
-
-const char* target_name(Target t) { return kTargetNames[static_cast<int>(t)]; }
-
-std::optional<Target> target_from_name(const std::string& name) {
-  for (int i = 0; i < kNumTargets; ++i) {
-    if (name == kTargetNames[i]) return static_cast<Target>(i);
-  }
-  return std::nullopt;
-}
-
-std::string module_path(int64_t layer, Target t) {
-  const bool attn = t == Target::kQ || t == Target::kK || t == Target::kV || t == Target::kO;
-  return "model.layers." + std::to_string(layer) + (attn ? ".self_attn." : ".mlp.") +
-         target_name(t);
-}
-
 Adapter::Adapter(int64_t num_layers, int64_t rank, double alpha, bool use_rslora)
     : rank_(rank), alpha_(alpha), use_rslora_(use_rslora), layers_(static_cast<size_t>(num_layers)) {
   if (rank <= 0) throw std::invalid_argument("LoRA rank must be positive");
@@ -43,7 +23,7 @@ std::vector<std::string> Adapter::target_modules() const {
   for (int i = 0; i < kNumTargets; ++i) {
     for (const auto& layer : layers_) {
       if (layer[i].defined()) {
-        out.emplace_back(kTargetNames[i]);
+        out.emplace_back(target_name(static_cast<Target>(i)));
         break;
       }
     }

@@ -12,15 +12,9 @@
 
 #include <torch/types.h>
 
-namespace kaizen::adapter {
+#include "learning/adapter/target.h"
 
-// The seven projections of a Llama-family decoder layer, in HF naming.
-enum class Target : int { kQ = 0, kK, kV, kO, kGate, kUp, kDown };
-inline constexpr int kNumTargets = 7;
-const char* target_name(Target t);                          // "q_proj", ...
-std::optional<Target> target_from_name(const std::string&);  // inverse; nullopt if unknown
-// HF module path of a target in layer `layer`, e.g. "model.layers.3.self_attn.q_proj".
-std::string module_path(int64_t layer, Target t);
+namespace kaizen::adapter {
 
 struct LoraPair {
   torch::Tensor a;  // (r, in)

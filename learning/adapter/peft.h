@@ -5,7 +5,8 @@
 //   DIR/adapter_model.safetensors  base_model.model.<module path>.lora_A.weight (r, in)
 //                                  base_model.model.<module path>.lora_B.weight (out, r)
 // Follows peft/tuners/lora (LoraConfig, save_pretrained key layout with the ".default"
-// adapter name stripped). What vLLM refuses is refused here too, so an adapter that loads
+// adapter name stripped). The config and the tensor table are checked torch-free in
+// peft_config.h; this file loads, saves and initialises the tensors. What vLLM refuses is refused here too, so an adapter that loads
 // here also serves there: DoRA, bias other than "none", modules_to_save, fan_in_fan_out,
 // per-module rank/alpha patterns, layers_to_transform.
 #pragma once
@@ -16,54 +17,18 @@
 #include <utility>
 #include <vector>
 
-#include <nlohmann/json_fwd.hpp>
 #include <torch/types.h>
 
 #include "learning/adapter/adapter.h"
+#include "learning/adapter/peft_config.h"
 #include "learning/model/config.h"
 
 namespace kaizen::adapter {
-
-// Every refusal below is a PeftError whose message names the file and the problem
-// (the tensor key, both shapes, the config key), so an operator can fix the adapter.
-struct PeftError : std::runtime_error {
-  using std::runtime_error::runtime_error;
-};
-
-inline constexpr const char* kAdapterConfigFile = "adapter_config.json";
-inline constexpr const char* kAdapterWeightsFile = "adapter_model.safetensors";
-
-// The parts of adapter_config.json kaizen uses.
-struct PeftConfig {
-  int64_t r = 0;
-  double lora_alpha = 0;
-  bool use_rslora = false;
-  double lora_dropout = 0;                  // recorded; never applied at inference
-  std::vector<std::string> target_modules;  // a list (sorted) ...
-  std::string target_regex;                 // ... or PEFT's regex form ("all-linear" too)
-  std::string base_model_name_or_path;
-
-  // Validates; `origin` names the file in messages. Throws PeftError.
-  static PeftConfig from_json(const nlohmann::json& j, const std::string& origin);
-  nlohmann::json to_json() const;  // every key PEFT writes, with PEFT's defaults
-  // Whether the PEFT matcher selects the module at `path` ("model.layers.0.mlp.up_proj"):
-  // list = exact path or suffix ".<name>", string = regex full match (PCRE2, as Python's
-  // re.fullmatch for the patterns PEFT users write), under a backtracking limit: from_json
-  // refuses a pattern that exceeds it on a long module path, matches() throws PeftError.
-  bool matches(const std::string& path) const;
-};
-
-// (in, out) features of a target projection in a model of this config.
-std::pair<int64_t, int64_t> target_dims(const model::ModelConfig& config, Target t);
 
 struct PeftLoadOptions {
   torch::Device device = torch::kCPU;       // where the adapter's tensors go
   torch::ScalarType dtype = torch::kFloat;  // compute dtype (the decoder's)
 };
-
-// Reads DIR/adapter_config.json (validated). Throws PeftError for a missing directory or
-// file, invalid JSON, or a config kaizen cannot serve.
-PeftConfig read_peft_config(const std::string& dir);
 
 // Loads DIR as an Adapter for a model of `config`. Every tensor must be a lora_A/lora_B of
 // a projection of a layer this model has (else "unknown module"), each module must have

@@ -196,6 +196,42 @@ def seeds_config():
           "min_new_examples = 50\n[gate]\nmax_canary_kl = 0.5\n")
 
 
+def seeds_peft():
+    """adapter_config.json, NUL, adapter_model.safetensors — for fuzz_peft's tiny model
+    (hidden 8, intermediate 16, 2 heads of 4, 1 KV head, 2 layers)."""
+    dims = {"q_proj": (8, 8), "k_proj": (8, 4), "v_proj": (8, 4), "o_proj": (8, 8),
+            "gate_proj": (8, 16), "up_proj": (8, 16), "down_proj": (16, 8)}
+    attn = {"q_proj", "k_proj", "v_proj", "o_proj"}
+
+    def adapter(r, modules, layers=(0, 1), dtype="F32"):
+        size = {"F32": 4, "F16": 2, "BF16": 2}[dtype]
+        tensors = []
+        for layer in layers:
+            for m in modules:
+                i, o = dims[m]
+                part = "self_attn" if m in attn else "mlp"
+                key = f"base_model.model.model.layers.{layer}.{part}.{m}"
+                tensors.append((key + ".lora_A.weight", dtype, [r, i], b"\x00" * (r * i * size)))
+                tensors.append((key + ".lora_B.weight", dtype, [o, r], b"\x00" * (o * r * size)))
+        return safetensors(tensors, {"format": "pt"})
+
+    def config(**over):
+        c = {"peft_type": "LORA", "task_type": "CAUSAL_LM", "r": 2, "lora_alpha": 4,
+             "target_modules": ["q_proj", "v_proj"], "bias": "none", "use_rslora": False,
+             "base_model_name_or_path": "Qwen/Qwen3-0.6B"}
+        c.update(over)
+        return json.dumps(c).encode()
+
+    write("peft", "qv", config() + b"\0" + adapter(2, ["q_proj", "v_proj"]))
+    write("peft", "all_linear_bf16", config(target_modules="all-linear", r=1) + b"\0" +
+          adapter(1, list(dims), dtype="BF16"))
+    write("peft", "regex", config(target_modules=r".*\.(q_proj|down_proj)") + b"\0" +
+          adapter(2, ["q_proj", "down_proj"], layers=(1,)))
+    write("peft", "rank_mismatch", config(r=4) + b"\0" + adapter(2, ["q_proj", "v_proj"]))
+    write("peft", "unselected", config(target_modules=["q_proj"]) + b"\0" + adapter(2, ["q_proj", "v_proj"]))
+    write("peft", "dora", config(use_dora=True))
+
+
 if __name__ == "__main__":
     seeds_safetensors()
     seeds_model_config()
@@ -204,3 +240,4 @@ if __name__ == "__main__":
     seeds_chat_line()
     seeds_records()
     seeds_config()
+    seeds_peft()

@@ -135,6 +135,13 @@ kaizen_fuzz_target(chat_template FUZZ_LIBS text LINK -lpcre2-8 -licuuc TARGETS k
 kaizen_fuzz_target(chat_line SOURCES ${CMAKE_SOURCE_DIR}/storage/chat_line.cc
                    FUZZ_LIBS records TARGETS kaizen_storage)
 kaizen_fuzz_target(records FUZZ_LIBS records TARGETS kaizen_storage)
+# adapter_config.json + the adapter's tensor table against a model (learning/adapter's
+# torch-free half).
+set(KAIZEN_FUZZ_PEFT_SOURCES ${CMAKE_SOURCE_DIR}/learning/adapter/peft_config.cc
+    ${CMAKE_SOURCE_DIR}/learning/adapter/target.cc ${CMAKE_SOURCE_DIR}/learning/model/config.cc
+    ${CMAKE_SOURCE_DIR}/learning/model/safetensors_header.cc)
+kaizen_fuzz_target(peft MAX_LEN 8192 SOURCES ${KAIZEN_FUZZ_PEFT_SOURCES} LINK -lpcre2-8
+                   TARGETS nlohmann_json::nlohmann_json PkgConfig::PCRE2)
 if(KAIZEN_BUILD_DAEMON)
   # kaizend.conf, and the HTTP requests (framing through Beast, then the chat,
   # completions and feedback parsers with the JSON-schema compiler behind them, and the
