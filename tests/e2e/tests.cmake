@@ -40,6 +40,14 @@ if(TARGET test_e2e)
   set_tests_properties(e2e_tool_learning PROPERTIES LABELS "soak;e2e" TIMEOUT 1800
                        ENVIRONMENT "${KAIZEN_TEST_ENV}")
 endif()
+# Issue 18's service-level crash soak: kaizend under load killed -9 200 times (the default
+# suite's ServiceCrash runs 4 kills).
+if(TARGET test_e2e)
+  add_test(NAME e2e_service_crash_soak
+           COMMAND test_e2e --gtest_filter=ServiceCrash.KillNineUnderLoadLosesNothingAcknowledged)
+  set_tests_properties(e2e_service_crash_soak PROPERTIES LABELS "soak;e2e" TIMEOUT 3600
+                       ENVIRONMENT "KAIZEN_SERVICE_KILLS=200;${KAIZEN_TEST_ENV}")
+endif()
 # The README's quick start, as written: scripts/run.sh starts kaizend on the demo model, the
 # README's quick-start block (kaizenctl demo, curl) runs against it with the defaults.
 find_program(KAIZEN_CURL curl)
