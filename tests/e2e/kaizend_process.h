@@ -17,8 +17,6 @@
 #include "http_client.h"
 #include "testing/kaizen_test.h"
 
-extern char** environ;
-
 namespace kaizen::daemon::testing {
 
 inline std::string kaizend_bin() { return kaizen::testing::env_or("KAIZEN_BIN_DIR", ".") + "/kaizend"; }
@@ -46,17 +44,10 @@ class Kaizend {
     std::vector<std::string> args = {kaizend_bin()};
     for (auto& f : base_flags(model, state, socket)) args.push_back(f);
     for (auto& e : extra) args.push_back(e);
-    std::vector<std::string> envs;
-    for (char** e = environ; *e; ++e) envs.emplace_back(*e);
-    for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
-    std::vector<char*> argv, envp;
-    for (auto& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    for (auto& e : envs) envp.push_back(e.data());
-    envp.push_back(nullptr);
+    kaizen::testing::ExecArgs exec(std::move(args), env);
     pid_ = ::fork();
     if (pid_ == 0) {
-      ::execve(argv[0], argv.data(), envp.data());
+      ::execve(exec.argv()[0], exec.argv(), exec.envp());
       ::_exit(127);
     }
   }

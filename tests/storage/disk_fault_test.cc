@@ -47,6 +47,13 @@ std::vector<uint64_t> examples_answering(Store& store, const std::string& answer
   return ids;
 }
 
+// Every batch all or nothing, every record decodable.
+void expect_verified(Store& store) {
+  VerifyReport report;
+  EXPECT_OK(store.verify_records(&report));
+  for (const auto& p : report.problems) ADD_FAILURE() << p;
+}
+
 std::string env(const char* name) {
   const char* v = std::getenv(name);
   return v ? v : "";
@@ -147,9 +154,7 @@ TEST(DiskFault, FullDiskRefusesWritesKeepsReadsAndHealsWhenSpaceReturns) {
   EXPECT_EQ(examples_answering(**store, "before").size(), 1u);
   EXPECT_EQ(examples_answering(**store, "after").size(), 1u);
   EXPECT_TRUE(examples_answering(**store, "during").empty());  // refused means not stored
-  VerifyReport report;
-  EXPECT_OK((*store)->verify_records(&report));
-  EXPECT_TRUE(report.problems.empty()) << report.problems.front();
+  expect_verified(**store);
   auto backups = Store::verify_backup(tmp.sub("disk/backups"));
   ASSERT_OK(backups.status());
   EXPECT_EQ(backups->size(), 1u);  // the one made after space returned
@@ -162,9 +167,7 @@ TEST(DiskFault, FailingDiskRefusesWritesAndReopensWithEveryAcknowledgedWrite) {
   auto store = Store::open(tmp.sub("disk/db"));
   ASSERT_OK(store.status());
   EXPECT_EQ(examples_answering(**store, "before").size(), 1u);
-  VerifyReport report;
-  EXPECT_OK((*store)->verify_records(&report));
-  EXPECT_TRUE(report.problems.empty()) << report.problems.front();
+  expect_verified(**store);
 }
 
 }  // namespace

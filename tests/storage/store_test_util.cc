@@ -14,7 +14,8 @@
 
 #include <rocksdb/db.h>
 
-extern char** environ;
+#include "testing/kaizen_test.h"
+
 
 namespace kaizen::storage::test {
 
@@ -77,18 +78,8 @@ void raw_delete(const std::string& dir, const std::string& cf, const std::string
 
 pid_t spawn_helper(const std::string& test_name, const std::map<std::string, std::string>& env,
                    const std::string& log_path) {
-  // Everything exec needs is built before fork: the child of a threaded process may
-  // only call async-signal-safe functions.
-  std::vector<std::string> args = {"/proc/self/exe", "--gtest_also_run_disabled_tests",
-                                   "--gtest_filter=" + test_name};
-  std::vector<std::string> envs;
-  for (char** e = environ; *e; ++e) envs.emplace_back(*e);
-  for (const auto& [k, v] : env) envs.push_back(k + "=" + v);
-  std::vector<char*> argv, envp;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-  for (auto& e : envs) envp.push_back(e.data());
-  envp.push_back(nullptr);
+  kaizen::testing::ExecArgs exec({"/proc/self/exe", "--gtest_also_run_disabled_tests", "--gtest_filter=" + test_name},
+                                 env);
   int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   pid_t pid = fork();
   if (pid == 0) {
@@ -98,7 +89,7 @@ pid_t spawn_helper(const std::string& test_name, const std::map<std::string, std
     }
     // /proc/self/exe, not its target path: works even if the binary was replaced
     // (rebuilt) while the test runs.
-    execve("/proc/self/exe", argv.data(), envp.data());
+    execve("/proc/self/exe", exec.argv(), exec.envp());
     _exit(127);
   }
   if (log_fd >= 0) close(log_fd);

@@ -10,9 +10,11 @@
 #include <cstdlib>
 #include <filesystem>
 #include <functional>
+#include <map>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <vector>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -122,5 +124,27 @@ bool wait_until(Pred p, std::chrono::milliseconds timeout, const std::string& wh
                              << (last ? "; last observed: " + last() : std::string());
   return false;
 }
+
+// argv and envp for execve (the current environment plus `env`), built before fork: the
+// child of a threaded process may only call async-signal-safe functions.
+class ExecArgs {
+ public:
+  ExecArgs(std::vector<std::string> args, const std::map<std::string, std::string>& env) : args_(std::move(args)) {
+    for (char** e = environ; *e; ++e) envs_.emplace_back(*e);
+    for (const auto& [k, v] : env) envs_.push_back(k + "=" + v);
+    for (auto& a : args_) argv_.push_back(a.data());
+    argv_.push_back(nullptr);
+    for (auto& e : envs_) envp_.push_back(e.data());
+    envp_.push_back(nullptr);
+  }
+  ExecArgs(const ExecArgs&) = delete;
+  ExecArgs& operator=(const ExecArgs&) = delete;
+  char* const* argv() { return argv_.data(); }
+  char* const* envp() { return envp_.data(); }
+
+ private:
+  std::vector<std::string> args_, envs_;
+  std::vector<char*> argv_, envp_;
+};
 
 }  // namespace kaizen::testing
