@@ -194,14 +194,14 @@ TEST(ServiceCrash, KillNineUnderLoadLosesNothingAcknowledged) {
     std::atomic<bool> stop{false};
     std::vector<std::thread> clients;
     for (int c = 0; c < 3; ++c) clients.emplace_back(client, socket, c, std::cref(stop), &acked);
-    // Kill at a random moment of this life; meanwhile start runs and note publishes. One
-    // life in five lasts until a run has published (then up to 0.5 s more: kills land
+    // Kill at a random moment of this life; meanwhile start runs and note publishes. Every
+    // tenth life (the fourth, the 14th, ...) lasts until a run has published (then up to 0.5 s more: kills land
     // in publishing, marking trained, swapping), so adapters change over the soak.
-    const bool until_publish = rng() % 5 == 0;
+    const bool until_publish = life % 10 == 3;
     const uint64_t published_before = acked.newest_published;
     auto kill_at =
         std::chrono::steady_clock::now() + std::chrono::milliseconds(std::uniform_int_distribution<int>(200, 4000)(rng));
-    if (until_publish) kill_at = std::chrono::steady_clock::now() + std::chrono::seconds(120);
+    if (until_publish) kill_at = std::chrono::steady_clock::now() + std::chrono::seconds(90);
     while (std::chrono::steady_clock::now() < kill_at) {
       if (until_publish && acked.newest_published > published_before) {
         kill_at = std::min(kill_at, std::chrono::steady_clock::now() +
