@@ -62,8 +62,9 @@ class RocksDbLog : public rocksdb::Logger {
     if (level < GetInfoLogLevel() || level == rocksdb::InfoLogLevel::HEADER_LEVEL) return;
     char line[1024];
     std::vsnprintf(line, sizeof(line), format, ap);
-    logger()->log(level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? spdlog::level::err : spdlog::level::warn,
-                  "rocksdb: {}", line);
+    logger()->log(
+        level >= rocksdb::InfoLogLevel::ERROR_LEVEL ? spdlog::level::err : spdlog::level::warn,
+        "rocksdb: {}", line);
   }
 };
 
@@ -380,7 +381,8 @@ Status Store::note_write(Status status) {
   if (!status.IsNoSpace() && !status.IsIOError() && !status.IsCorruption()) return status;
   failed_writes_.fetch_add(1);
   std::lock_guard<std::mutex> lock(health_mu_);
-  if (!write_failing_.exchange(true)) logger()->error("event=writes_failing error=\"{}\"", status.ToString());
+  if (!write_failing_.exchange(true))
+    logger()->error("event=writes_failing error=\"{}\"", status.ToString());
   last_write_error_ = status;
   return status;
 }

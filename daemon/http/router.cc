@@ -176,7 +176,9 @@ Reply handle_simple(const RouteMatch& match, std::string_view method, std::strin
         return Reply{200, models_body(service.list_models())};
       case Route::kHealth: {
         Health h = service.health();
-        nlohmann::json j = {{"status", !h.ready ? "starting" : h.storage_error.empty() ? "ok" : "degraded"},
+        nlohmann::json j = {{"status", !h.ready                  ? "starting"
+                                       : h.storage_error.empty() ? "ok"
+                                                                 : "degraded"},
                             {"detail", h.detail}};
         if (!h.storage_error.empty()) j["storage"] = h.storage_error;
         return Reply{h.ready ? 200 : 503,

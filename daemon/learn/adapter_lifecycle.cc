@@ -127,7 +127,8 @@ Outcome<std::string> AdapterLifecycle::write_files(const adapter::Adapter& adapt
     // What was half written goes now, not at the next start (a full disk stays full).
     fs::remove_all(tmp, ec);
     fs::remove_all(final_dir, ec);
-    return write_failure(std::string("writing adapter v") + std::to_string(version) + ": " + e.what());
+    return write_failure(std::string("writing adapter v") + std::to_string(version) + ": " +
+                         e.what());
   }
   return "adapters/" + name;
 }
@@ -185,7 +186,8 @@ Outcome<Switch> AdapterLifecycle::publish(uint64_t version, const Candidate& c) 
   }
   auto st = store_.mark_trained(c.example_ids, version);
   if (!st.ok()) {
-    learner_log()->error("event=mark_trained_failed run={} error=\"{}\" retry=each_tick", c.run_id, st.ToString());
+    learner_log()->error("event=mark_trained_failed run={} error=\"{}\" retry=each_tick", c.run_id,
+                         st.ToString());
     std::lock_guard<std::mutex> lock(pending_mu_);
     pending_marks_.push_back({c.example_ids, version});
   }
@@ -198,7 +200,8 @@ bool AdapterLifecycle::complete_pending_marks() {
   while (!pending_marks_.empty()) {
     const PendingMark& m = pending_marks_.front();
     if (!store_.mark_trained(m.example_ids, m.version).ok()) return false;
-    learner_log()->info("event=mark_trained_completed version={} examples={}", m.version, m.example_ids.size());
+    learner_log()->info("event=mark_trained_completed version={} examples={}", m.version,
+                        m.example_ids.size());
     pending_marks_.erase(pending_marks_.begin());
   }
   return true;

@@ -206,7 +206,8 @@ bool Learner::complete_pending_locked() {
   while (!unsaved_runs_.empty()) {
     const storage::Run& r = unsaved_runs_.front();
     if (!store_.update_run(r).ok()) return false;
-    learner_log()->info("event=run_record_saved run={} state={}", r.id, storage::to_string(r.state));
+    learner_log()->info("event=run_record_saved run={} state={}", r.id,
+                        storage::to_string(r.state));
     unsaved_runs_.erase(unsaved_runs_.begin());
   }
   return true;
@@ -218,9 +219,12 @@ void Learner::finish(storage::Run& run, const Plan& plan, storage::RunState stat
   run.finished_ms = storage::now_ms();
   // A published run is recorded only once its examples are marked trained: until then
   // its record says running (interrupted after a crash), which recover() completes.
-  storage::Status st = storage::Status::IOError("the published run's examples are not marked trained yet");
+  storage::Status st =
+      storage::Status::IOError("the published run's examples are not marked trained yet");
   if (lifecycle_.complete_pending_marks()) st = store_.update_run(run);
-  if (!st.ok()) learner_log()->error("event=run_record_failed run={} error=\"{}\" retry=each_tick", run.id, st.ToString());
+  if (!st.ok())
+    learner_log()->error("event=run_record_failed run={} error=\"{}\" retry=each_tick", run.id,
+                         st.ToString());
   learner_log()->info("event=run_finished run={} state={} verdict=\"{}\"", run.id, storage::to_string(state), verdict);
   std::lock_guard<std::mutex> lock(mu_);
   if (!st.ok()) unsaved_runs_.push_back(run);

@@ -4,10 +4,10 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
-#include <mutex>
 #include <fstream>
-#include <sstream>
+#include <mutex>
 #include <optional>
+#include <sstream>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -137,11 +137,12 @@ class KaizenService : public Service {
     const uint64_t unlogged_n = unlogged ? unlogged_chats_.fetch_add(1) + 1 : 0;
     const uint64_t conv_id = unlogged ? 0 : logged.value().first;
     const std::vector<uint64_t> ids =
-        unlogged ? std::vector<uint64_t>(static_cast<size_t>(std::max(1, req.n)), 0) : logged.value().second;
+        unlogged ? std::vector<uint64_t>(static_cast<size_t>(std::max(1, req.n)), 0)
+                 : logged.value().second;
     const int64_t start = now_ms();
     storage::Store* store = store_.get();
-    auto store_answer = [store, ids, conv_id, version, start](int i, const generate::GenerateResult& r,
-                                                                const ChoiceDelta& answer) {
+    auto store_answer = [store, ids, conv_id, version, start](
+                            int i, const generate::GenerateResult& r, const ChoiceDelta& answer) {
       if (conv_id == 0) return;  // unlogged: the store refused the request's log
       storage::Message rec;
       rec.id = ids[static_cast<size_t>(i)];
@@ -156,7 +157,9 @@ class KaizenService : public Service {
       rec.adapter_version = version;
       rec.latency_ms = static_cast<uint32_t>(now_ms() - start);
       auto st = store->append_message(rec);
-      if (!st.ok()) logger()->error("event=log_answer_failed message_id={} error=\"{}\"", rec.id, st.status().ToString());
+      if (!st.ok())
+        logger()->error("event=log_answer_failed message_id={} error=\"{}\"", rec.id,
+                        st.status().ToString());
     };
     ChatCallOptions co;
     co.n = req.n;
@@ -370,15 +373,19 @@ class KaizenService : public Service {
 
   std::string metrics_text() override {
     std::string storage_text =
-        "# HELP kaizen_store_write_failures_total Store writes refused by the disk (full or failing).\n"
+        "# HELP kaizen_store_write_failures_total Store writes refused by the disk (full or "
+        "failing).\n"
         "# TYPE kaizen_store_write_failures_total counter\nkaizen_store_write_failures_total " +
         std::to_string(store_->failed_writes()) +
-        "\n# HELP kaizen_store_writable 1 while the store takes writes, 0 while the disk refuses them.\n"
-        "# TYPE kaizen_store_writable gauge\nkaizen_store_writable " + (store_->write_health().ok() ? "1" : "0") +
+        "\n# HELP kaizen_store_writable 1 while the store takes writes, 0 while the disk refuses "
+        "them.\n"
+        "# TYPE kaizen_store_writable gauge\nkaizen_store_writable " +
+        (store_->write_health().ok() ? "1" : "0") +
         "\n# HELP kaizen_chat_unlogged_total Chats answered while the store could not log them.\n"
         "# TYPE kaizen_chat_unlogged_total counter\nkaizen_chat_unlogged_total " +
         std::to_string(unlogged_chats_.load()) + "\n";
-    return engine_metrics_text(*engine_, registry_.active().version) + learner_->metrics_text() + storage_text;
+    return engine_metrics_text(*engine_, registry_.active().version) + learner_->metrics_text() +
+           storage_text;
   }
 
   Result<json> admin(const std::string& method, const std::string& op, const json& args,

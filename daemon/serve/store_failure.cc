@@ -8,11 +8,12 @@ Failure failure_from(const storage::Status& st) {
   if (st.IsBusy()) return Failure::Unavailable(st.message());
   if (st.IsAborted() || st.IsAlreadyExists()) return Failure::Conflict(st.message());
   if (st.IsNoSpace()) {
-    return Failure::NoSpace("the disk holding kaizen's state is full; nothing was stored (" + st.message() + ")");
+    return Failure::NoSpace("the disk holding kaizen's state is full; nothing was stored (" +
+                            st.message() + ")");
   }
   if (st.IsIOError()) {
-    return Failure::Unavailable("kaizen's state cannot be written (disk error); nothing was stored (" + st.message() +
-                                ")");
+    return Failure::Unavailable(
+        "kaizen's state cannot be written (disk error); nothing was stored (" + st.message() + ")");
   }
   return Failure::Internal(st.ToString());
 }

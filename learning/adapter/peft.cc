@@ -56,9 +56,11 @@ std::shared_ptr<Adapter> load_peft_adapter(const std::string& dir, const model::
       } catch (const model::SafetensorsError& e) {
         throw PeftError(e.what());
       }
-      if (!v.is_floating_point()) throw PeftError(where + ": tensor " + *key + " is not a float tensor");
+      if (!v.is_floating_point())
+        throw PeftError(where + ": tensor " + *key + " is not a float tensor");
       v = v.to(options.device, options.dtype, /*non_blocking=*/false, /*copy=*/true);
-      if (!torch::isfinite(v).all().item<bool>()) throw PeftError(where + ": tensor " + *key + " holds NaN or Inf");
+      if (!torch::isfinite(v).all().item<bool>())
+        throw PeftError(where + ": tensor " + *key + " holds NaN or Inf");
       (key == &m.a_key ? p.a : p.b) = v;
     }
     adapter->set(m.layer, m.target, std::move(p));

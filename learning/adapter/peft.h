@@ -6,9 +6,9 @@
 //                                  base_model.model.<module path>.lora_B.weight (out, r)
 // Follows peft/tuners/lora (LoraConfig, save_pretrained key layout with the ".default"
 // adapter name stripped). The config and the tensor table are checked torch-free in
-// peft_config.h; this file loads, saves and initialises the tensors. What vLLM refuses is refused here too, so an adapter that loads
-// here also serves there: DoRA, bias other than "none", modules_to_save, fan_in_fan_out,
-// per-module rank/alpha patterns, layers_to_transform.
+// peft_config.h; this file loads, saves and initialises the tensors. What vLLM refuses is refused
+// here too, so an adapter that loads here also serves there: DoRA, bias other than "none",
+// modules_to_save, fan_in_fan_out, per-module rank/alpha patterns, layers_to_transform.
 #pragma once
 
 #include <memory>

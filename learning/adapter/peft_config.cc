@@ -33,8 +33,9 @@ bool parse_peft_tensor_key(const std::string& key, PeftTensorKey* out, std::stri
     return false;
   }
   const auto malformed = [&] {
-    *why = "is not a LoRA weight of a decoder-layer projection (expected "
-           "base_model.model.model.layers.N.{self_attn|mlp}.<proj>.lora_{A|B}.weight)";
+    *why =
+        "is not a LoRA weight of a decoder-layer projection (expected "
+        "base_model.model.model.layers.N.{self_attn|mlp}.<proj>.lora_{A|B}.weight)";
     return false;
   };
   std::string_view rest(key);
@@ -57,7 +58,8 @@ bool parse_peft_tensor_key(const std::string& key, PeftTensorKey* out, std::stri
   const bool attn = take("self_attn.");
   if (!attn && !take("mlp.")) return malformed();
   size_t name_len = 0;
-  while (name_len < rest.size() && ((rest[name_len] >= 'a' && rest[name_len] <= 'z') || rest[name_len] == '_')) {
+  while (name_len < rest.size() &&
+         ((rest[name_len] >= 'a' && rest[name_len] <= 'z') || rest[name_len] == '_')) {
     ++name_len;
   }
   const std::string module(rest.substr(0, name_len));
@@ -87,7 +89,8 @@ constexpr uint32_t kRegexMatchLimit = 100'000;
 
 // Full match of `path` against `pattern` (PEFT: re.fullmatch). Throws PeftError (with
 // `origin`) when the pattern does not compile or exceeds the match limit.
-bool regex_full_match(const std::string& pattern, const std::string& path, const std::string& origin) {
+bool regex_full_match(const std::string& pattern, const std::string& path,
+                      const std::string& origin) {
   int err = 0;
   PCRE2_SIZE offset = 0;
   pcre2_code* code = pcre2_compile(reinterpret_cast<PCRE2_SPTR>(pattern.data()), pattern.size(),
@@ -107,15 +110,16 @@ bool regex_full_match(const std::string& pattern, const std::string& path, const
   pcre2_match_context_free(context);
   pcre2_code_free(code);
   if (rc == PCRE2_ERROR_MATCHLIMIT) {
-    throw PeftError(origin + ": target_modules regex '" + pattern +
-                    "' backtracks too much (over " + std::to_string(kRegexMatchLimit) +
-                    " steps) on '" + path + "'; simplify it or list the modules");
+    throw PeftError(origin + ": target_modules regex '" + pattern + "' backtracks too much (over " +
+                    std::to_string(kRegexMatchLimit) + " steps) on '" + path +
+                    "'; simplify it or list the modules");
   }
   return rc >= 0;
 }
 
 // Module paths of the longest kind a model has, to check a regex's cost at load.
-constexpr const char* kProbePaths[] = {"model.layers.999.self_attn.q_proj", "model.layers.999.mlp.down_proj",
+constexpr const char* kProbePaths[] = {"model.layers.999.self_attn.q_proj",
+                                       "model.layers.999.mlp.down_proj",
                                        "model.layers.999.self_attn.o_proj"};
 
 }  // namespace
@@ -124,13 +128,20 @@ std::pair<int64_t, int64_t> target_dims(const model::ModelConfig& c, Target t) {
   const int64_t C = c.hidden_size, I = c.intermediate_size;
   const int64_t q = c.num_attention_heads * c.head_dim, kv = c.num_key_value_heads * c.head_dim;
   switch (t) {
-    case Target::kQ: return {C, q};
-    case Target::kK: return {C, kv};
-    case Target::kV: return {C, kv};
-    case Target::kO: return {q, C};
-    case Target::kGate: return {C, I};
-    case Target::kUp: return {C, I};
-    case Target::kDown: return {I, C};
+    case Target::kQ:
+      return {C, q};
+    case Target::kK:
+      return {C, kv};
+    case Target::kV:
+      return {C, kv};
+    case Target::kO:
+      return {q, C};
+    case Target::kGate:
+      return {C, I};
+    case Target::kUp:
+      return {C, I};
+    case Target::kDown:
+      return {I, C};
   }
   return {0, 0};
 }
@@ -140,7 +151,8 @@ PeftConfig PeftConfig::from_json(const json& j, const std::string& origin) {
   if (!j.is_object()) throw bad("not a JSON object");
   auto str_or = [&](const char* key, const std::string& def) -> std::string {
     if (!j.contains(key) || j[key].is_null()) return def;
-    if (!j[key].is_string()) throw bad(std::string(key) + " must be a string, got " + j[key].dump());
+    if (!j[key].is_string())
+      throw bad(std::string(key) + " must be a string, got " + j[key].dump());
     return j[key].get<std::string>();
   };
   auto truthy = [&](const char* key) {
@@ -181,7 +193,8 @@ PeftConfig PeftConfig::from_json(const json& j, const std::string& origin) {
   }
   c.lora_alpha = j["lora_alpha"].get<double>();
   c.use_rslora = truthy("use_rslora");
-  if (j.contains("lora_dropout") && j["lora_dropout"].is_number()) c.lora_dropout = j["lora_dropout"].get<double>();
+  if (j.contains("lora_dropout") && j["lora_dropout"].is_number())
+    c.lora_dropout = j["lora_dropout"].get<double>();
   c.base_model_name_or_path = str_or("base_model_name_or_path", "");
   const json& tm = j.contains("target_modules") ? j["target_modules"] : json();
   if (tm.is_string() && !tm.get<std::string>().empty()) {
@@ -253,7 +266,6 @@ PeftConfig read_peft_config(const std::string& dir) {
   return PeftConfig::from_json(j, path.string());
 }
 
-
 std::vector<PeftModule> plan_peft_tensors(const PeftConfig& cfg, const model::ModelConfig& model,
                                           const std::map<std::string, model::TensorInfo>& tensors,
                                           const std::string& where) {
@@ -261,10 +273,11 @@ std::vector<PeftModule> plan_peft_tensors(const PeftConfig& cfg, const model::Mo
   for (const auto& [key, info] : tensors) {
     PeftTensorKey k;
     std::string why;
-    if (!parse_peft_tensor_key(key, &k, &why)) throw PeftError(where + ": tensor " + key + " " + why);
+    if (!parse_peft_tensor_key(key, &k, &why))
+      throw PeftError(where + ": tensor " + key + " " + why);
     if (k.layer >= model.num_hidden_layers) {
-      throw PeftError(where + ": tensor " + key + " is for layer " + std::to_string(k.layer) + ", but the model has " +
-                      std::to_string(model.num_hidden_layers) + " layers");
+      throw PeftError(where + ": tensor " + key + " is for layer " + std::to_string(k.layer) +
+                      ", but the model has " + std::to_string(model.num_hidden_layers) + " layers");
     }
     const std::string mpath = module_path(k.layer, k.target);
     if (!cfg.matches(mpath)) {
@@ -272,15 +285,17 @@ std::vector<PeftModule> plan_peft_tensors(const PeftConfig& cfg, const model::Mo
                       ", which adapter_config.json's target_modules do not select");
     }
     const auto [in, out] = target_dims(model, k.target);
-    const std::vector<int64_t> want = k.which == 'A' ? std::vector<int64_t>{cfg.r, in} : std::vector<int64_t>{out, cfg.r};
+    const std::vector<int64_t> want =
+        k.which == 'A' ? std::vector<int64_t>{cfg.r, in} : std::vector<int64_t>{out, cfg.r};
     if (info.shape != want) {
       std::string hint;
       if (info.shape.size() == 2) {
         const int64_t file_r = k.which == 'A' ? info.shape[0] : info.shape[1];
-        if (file_r != cfg.r) hint = " (rank " + std::to_string(file_r) + " != r " + std::to_string(cfg.r) + ")";
+        if (file_r != cfg.r)
+          hint = " (rank " + std::to_string(file_r) + " != r " + std::to_string(cfg.r) + ")";
       }
-      throw PeftError(where + ": tensor " + key + " has shape " + shape_str(info.shape) + ", the model and r imply " +
-                      shape_str(want) + hint);
+      throw PeftError(where + ": tensor " + key + " has shape " + shape_str(info.shape) +
+                      ", the model and r imply " + shape_str(want) + hint);
     }
     if (info.dtype != "F16" && info.dtype != "BF16" && info.dtype != "F32" && info.dtype != "F64") {
       throw PeftError(where + ": tensor " + key + " has non-float dtype " + info.dtype);

@@ -18,7 +18,8 @@ namespace kaizen::model {
 // step that failed and the errno text, e.g. "/m/config.json: fsync of
 // /m/config.json.tmp-4242-0 failed: No space left on device".
 struct DurableFileError : std::runtime_error {
-  explicit DurableFileError(const std::string& what, int err = 0) : std::runtime_error(what), error(err) {}
+  explicit DurableFileError(const std::string& what, int err = 0)
+      : std::runtime_error(what), error(err) {}
   int error = 0;  // errno of the call that failed (ENOSPC: the disk is full)
 };
 

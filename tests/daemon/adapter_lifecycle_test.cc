@@ -12,8 +12,8 @@
 #include <torch/torch.h>
 
 #include "daemon/learn/adapter_lifecycle.h"
-#include "daemon/service.h"
 #include "daemon/serve/adapter_registry.h"
+#include "daemon/service.h"
 #include "learning/adapter/peft.h"
 #include "learning/model/tiny.h"
 #include "storage/store.h"
@@ -299,7 +299,8 @@ TEST(FailureFrom, MapsStoreStatusesToDomainErrors) {
   // The disk cases say nothing was stored: full is 507 (retry later), failing is 503.
   EXPECT_EQ(failure_from(storage::Status::IOError("disk")).code, Errc::kUnavailable);
   EXPECT_EQ(failure_from(storage::Status::NoSpace("full")).code, Errc::kNoSpace);
-  EXPECT_NE(failure_from(storage::Status::NoSpace("full")).message.find("nothing was stored"), std::string::npos);
+  EXPECT_NE(failure_from(storage::Status::NoSpace("full")).message.find("nothing was stored"),
+            std::string::npos);
   EXPECT_EQ(failure_from(storage::Status::Corruption("bad bytes")).code, Errc::kInternal);
   EXPECT_EQ(http_error(failure_from(storage::Status::NoSpace("full"))).http_status, 507);
   EXPECT_EQ(http_error(failure_from(storage::Status::IOError("disk"))).http_status, 503);

@@ -152,7 +152,9 @@ Result<FeedbackAck> FakeService::submit_feedback(FeedbackRequest request) {
                      request.correction ? "queued_for_review" : "recorded"};
 }
 
-Health FakeService::health() { return Health{ready_.load(), "fake", {}}; }
+Health FakeService::health() {
+  return Health{ready_.load(), "fake", {}};
+}
 
 std::string FakeService::metrics_text() {
   return "# TYPE kaizen_fake_chats_total counter\nkaizen_fake_chats_total " +

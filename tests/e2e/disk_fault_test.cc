@@ -29,19 +29,23 @@ using kaizen::testing::FaultControl;
 using nlohmann::json;
 
 std::string chat(Kaizend& k, const std::string& text, int* status) {
-  HttpResponse r = k.post("/v1/chat/completions", chat_body(text, false, "kaizen", {{"max_tokens", 4}}));
+  HttpResponse r =
+      k.post("/v1/chat/completions", chat_body(text, false, "kaizen", {{"max_tokens", 4}}));
   *status = r.status;
   return r.json().value("id", std::string());
 }
 
 HttpResponse feedback(Kaizend& k, const std::string& message_id, const std::string& correction) {
-  return k.post("/v1/feedback", json{{"message_id", message_id}, {"rating", -1}, {"correction", correction}}.dump());
+  return k.post(
+      "/v1/feedback",
+      json{{"message_id", message_id}, {"rating", -1}, {"correction", correction}}.dump());
 }
 
 // The adapters directory holds exactly `names`: no .tmp-*, no unrecorded version.
 std::set<std::string> adapter_dirs(const std::string& state) {
   std::set<std::string> out;
-  for (const auto& e : fs::directory_iterator(fs::path(state) / "adapters")) out.insert(e.path().filename().string());
+  for (const auto& e : fs::directory_iterator(fs::path(state) / "adapters"))
+    out.insert(e.path().filename().string());
   return out;
 }
 
@@ -51,7 +55,8 @@ template <class Call>
 HttpResponse until_status(int want, Call call, double timeout_s = 20) {
   const auto t0 = std::chrono::steady_clock::now();
   HttpResponse r = call();
-  while (r.status != want && std::chrono::steady_clock::now() - t0 < std::chrono::duration<double>(timeout_s)) {
+  while (r.status != want &&
+         std::chrono::steady_clock::now() - t0 < std::chrono::duration<double>(timeout_s)) {
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
     r = call();
   }
@@ -67,14 +72,17 @@ TEST(DiskFault, FullAndFailingDiskUnderKaizend) {
   const std::string state = dir / "state";
   const std::string socket = "/tmp/kaizen-disk-" + std::to_string(::getpid()) + ".sock";
   FaultControl fault(dir / "fault.ctl", state);
-  const std::map<std::string, std::string> env = {{"LD_PRELOAD", lib}, {"KAIZEN_FAULT_CTL", fault.path()}};
+  const std::map<std::string, std::string> env = {{"LD_PRELOAD", lib},
+                                                  {"KAIZEN_FAULT_CTL", fault.path()}};
 
   uint64_t v1 = 0, v_after = 0, pending_id = 0;
   std::string acked_feedback, acked_after;
   {
     Kaizend k(dir / "m", state, socket, {}, env);
     ASSERT_TRUE(k.wait_ready());
-    ASSERT_EQ(k.admin("knowledge/import", {{"jsonl", join_lines(fact_lines(0, 4))}}).json()["imported"], 4);
+    ASSERT_EQ(
+        k.admin("knowledge/import", {{"jsonl", join_lines(fact_lines(0, 4))}}).json()["imported"],
+        4);
     json run = k.wait_run(k.admin("train/now").json()["run_id"]);
     ASSERT_EQ(run["state"], "published") << run.dump(1);
     v1 = run["adapter_version"];
@@ -87,12 +95,15 @@ TEST(DiskFault, FullAndFailingDiskUnderKaizend) {
 
     // The disk fills while the adapter is written: the run fails, v1 keeps serving, the
     // half-written directory is gone, the examples stay approved for the next run.
-    ASSERT_EQ(k.admin("knowledge/import", {{"jsonl", join_lines(fact_lines(4, 4))}}).json()["imported"], 4);
+    ASSERT_EQ(
+        k.admin("knowledge/import", {{"jsonl", join_lines(fact_lines(4, 4))}}).json()["imported"],
+        4);
     fault.aim(state + "/adapters");
     fault.set(FaultControl::kNoSpace);
     run = k.wait_run(k.admin("train/now").json()["run_id"]);
     ASSERT_EQ(run["state"], "failed") << run.dump(1);
-    EXPECT_NE(run["verdict"].get<std::string>().find("No space left on device"), std::string::npos) << run.dump(1);
+    EXPECT_NE(run["verdict"].get<std::string>().find("No space left on device"), std::string::npos)
+        << run.dump(1);
     EXPECT_EQ(k.admin("status").json()["active_adapter"], v1);
     EXPECT_EQ(adapter_dirs(state), std::set<std::string>{"v000001"});
     EXPECT_EQ(k.approved_count(), 4u);
@@ -106,7 +117,8 @@ TEST(DiskFault, FullAndFailingDiskUnderKaizend) {
     fb = feedback(k, m1, "Sabitech makes SabiCloud.");
     EXPECT_EQ(fb.status, 507) << fb.body;
     EXPECT_EQ(fb.json()["error"]["code"], "insufficient_storage") << fb.body;
-    EXPECT_NE(fb.json()["error"]["message"].get<std::string>().find("nothing was stored"), std::string::npos);
+    EXPECT_NE(fb.json()["error"]["message"].get<std::string>().find("nothing was stored"),
+              std::string::npos);
     EXPECT_EQ(fb.header("retry-after"), "30");
     json pending = k.admin("review").json();
     ASSERT_EQ(pending["pending"].size(), 1u) << pending.dump();  // reads still work
@@ -114,10 +126,12 @@ TEST(DiskFault, FullAndFailingDiskUnderKaizend) {
     EXPECT_EQ(k.admin("review/approve", {{"id", pending_id}}).status, 507);
     EXPECT_EQ(k.admin("train/now").status, 507);
     HttpResponse backup = k.admin("db/backup");
-    EXPECT_TRUE(backup.status == 507 || backup.status == 503) << backup.status << " " << backup.body;
+    EXPECT_TRUE(backup.status == 507 || backup.status == 503)
+        << backup.status << " " << backup.body;
     json health = k.get("/healthz").json();
     EXPECT_EQ(health["status"], "degraded") << health.dump();
-    EXPECT_NE(health["storage"].get<std::string>().find("NoSpace"), std::string::npos) << health.dump();
+    EXPECT_NE(health["storage"].get<std::string>().find("NoSpace"), std::string::npos)
+        << health.dump();
     json storage = k.admin("status").json()["storage"];
     EXPECT_EQ(storage["writable"], false) << storage.dump();
     EXPECT_GE(storage["failed_writes"].get<uint64_t>(), 3u) << storage.dump();
@@ -139,7 +153,8 @@ TEST(DiskFault, FullAndFailingDiskUnderKaizend) {
     run = k.wait_run(k.admin("train/now").json()["run_id"]);
     ASSERT_EQ(run["state"], "published") << run.dump(1);
     v_after = run["adapter_version"];
-    EXPECT_EQ(run["example_ids"].size(), 5u);  // the 4 the failed run could not publish + the approved correction
+    EXPECT_EQ(run["example_ids"].size(),
+              5u);  // the 4 the failed run could not publish + the approved correction
     HttpResponse b = k.admin("db/backup");
     EXPECT_EQ(b.status, 200) << b.body;
   }
@@ -149,7 +164,9 @@ TEST(DiskFault, FullAndFailingDiskUnderKaizend) {
   {
     Kaizend k(dir / "m", state, socket, {"--train.epochs=400"}, env);
     ASSERT_TRUE(k.wait_ready());
-    ASSERT_EQ(k.admin("knowledge/import", {{"jsonl", join_lines(fact_lines(8, 2))}}).json()["imported"], 2);
+    ASSERT_EQ(
+        k.admin("knowledge/import", {{"jsonl", join_lines(fact_lines(8, 2))}}).json()["imported"],
+        2);
     const uint64_t id = k.admin("train/now").json()["run_id"];
     ASSERT_TRUE(k.wait_training(id));
     fault.set(FaultControl::kNoSpace);
@@ -158,12 +175,13 @@ TEST(DiskFault, FullAndFailingDiskUnderKaizend) {
     EXPECT_EQ(run["state"], "running") << "the store refused the final record: " << run.dump(1);
     fault.set(FaultControl::kOff);
     run = until_status(200, [&] {
-      HttpResponse r = k.admin("runs/show", {{"id", id}});
-      if (r.json()["state"] == "running") r.status = 0;  // not saved yet
-      return r;
-    }).json();
+            HttpResponse r = k.admin("runs/show", {{"id", id}});
+            if (r.json()["state"] == "running") r.status = 0;  // not saved yet
+            return r;
+          }).json();
     EXPECT_EQ(run["state"], "failed") << run.dump(1);
-    EXPECT_NE(run["verdict"].get<std::string>().find("cancelled"), std::string::npos) << run.dump(1);
+    EXPECT_NE(run["verdict"].get<std::string>().find("cancelled"), std::string::npos)
+        << run.dump(1);
 
     // A failing disk (EIO): refused as 503, chat still served; RocksDB needs a reopen.
     int status = 0;
@@ -174,8 +192,10 @@ TEST(DiskFault, FullAndFailingDiskUnderKaizend) {
     EXPECT_EQ(status, 200);
     HttpResponse fb = feedback(k, m2, "The disk is failing.");
     EXPECT_EQ(fb.status, 503) << fb.body;
-    EXPECT_NE(fb.json()["error"]["message"].get<std::string>().find("nothing was stored"), std::string::npos);
-    EXPECT_NE(k.get("/healthz").json()["storage"].get<std::string>().find("IOError"), std::string::npos);
+    EXPECT_NE(fb.json()["error"]["message"].get<std::string>().find("nothing was stored"),
+              std::string::npos);
+    EXPECT_NE(k.get("/healthz").json()["storage"].get<std::string>().find("IOError"),
+              std::string::npos);
     k.kill9();
     fault.set(FaultControl::kOff);
   }
@@ -191,7 +211,8 @@ TEST(DiskFault, FullAndFailingDiskUnderKaizend) {
     json last_published;
     for (const auto& r : runs["runs"]) {
       ++states[r["state"].get<std::string>()];
-      if (r["state"] == "published" && last_published.is_null()) last_published = r;  // newest first
+      if (r["state"] == "published" && last_published.is_null())
+        last_published = r;  // newest first
     }
     EXPECT_EQ(states["published"], 2) << runs.dump(1);
     EXPECT_EQ(states["failed"], 2) << runs.dump(1);  // the full-disk publish, the cancelled run

@@ -19,7 +19,9 @@
 
 namespace kaizen::daemon::testing {
 
-inline std::string kaizend_bin() { return kaizen::testing::env_or("KAIZEN_BIN_DIR", ".") + "/kaizend"; }
+inline std::string kaizend_bin() {
+  return kaizen::testing::env_or("KAIZEN_BIN_DIR", ".") + "/kaizend";
+}
 
 class Kaizend {
  public:
@@ -28,12 +30,22 @@ class Kaizend {
   // check (durability, faults) does not depend on the gate's verdict on a tiny model.
   static std::vector<std::string> base_flags(const std::string& model, const std::string& state,
                                              const std::string& socket) {
-    return {"--model=" + model,          "--state_dir=" + state,    "--socket=" + socket,
-            "--listen=",                 "--device=cpu",            "--threads=2",
-            "--log_level=warn",          "--system_prompt=You are Kaizen.",
-            "--train.min_new_examples=0", "--train.seed=3",          "--gate.learn_min=0.5",
-            "--train.epochs=30",          "--gate.canary_max_kl=1000", "--gate.canary_max_leak=1",
-            "--train.retain_holdout=0",   "--gate.retain_max_drop=1"};
+    return {"--model=" + model,
+            "--state_dir=" + state,
+            "--socket=" + socket,
+            "--listen=",
+            "--device=cpu",
+            "--threads=2",
+            "--log_level=warn",
+            "--system_prompt=You are Kaizen.",
+            "--train.min_new_examples=0",
+            "--train.seed=3",
+            "--gate.learn_min=0.5",
+            "--train.epochs=30",
+            "--gate.canary_max_kl=1000",
+            "--gate.canary_max_leak=1",
+            "--train.retain_holdout=0",
+            "--gate.retain_max_drop=1"};
   }
 
   // Starts kaizend with base_flags() + `extra` (later flags win) and `env` added to the
@@ -71,7 +83,8 @@ class Kaizend {
   // Waits until the admin socket answers status; false if kaizend exited or timed out.
   bool wait_ready(double timeout_s = 60) {
     const auto t0 = std::chrono::steady_clock::now();
-    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < timeout_s) {
+    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() <
+           timeout_s) {
       if (!alive()) return false;
       if (admin("status").status == 200) return true;
       std::this_thread::sleep_for(std::chrono::milliseconds(100));
@@ -81,16 +94,21 @@ class Kaizend {
   HttpResponse admin(const std::string& op, const nlohmann::json& body = nlohmann::json::object()) {
     return unix_request(socket_, make_request("POST", "/admin/" + op, body.dump()));
   }
-  HttpResponse get(const std::string& path) { return unix_request(socket_, make_request("GET", path)); }
+  HttpResponse get(const std::string& path) {
+    return unix_request(socket_, make_request("GET", path));
+  }
   HttpResponse post(const std::string& path, const std::string& body) {
     return unix_request(socket_, make_request("POST", path, body));
   }
   // Approved examples waiting to be trained.
-  size_t approved_count() { return admin("feedback/export", {{"limit", 1000}}).json()["examples"].size(); }
+  size_t approved_count() {
+    return admin("feedback/export", {{"limit", 1000}}).json()["examples"].size();
+  }
   // Waits for run `id` to finish; returns its record (null on timeout).
   nlohmann::json wait_run(uint64_t id, double timeout_s = 180) {
     const auto t0 = std::chrono::steady_clock::now();
-    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < timeout_s) {
+    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() <
+           timeout_s) {
       nlohmann::json s = admin("train/status").json();
       if (s.is_object() && s["state"] == "idle" && s["last"].is_object() && s["last"]["id"] == id) {
         return admin("runs/show", {{"id", id}}).json();
@@ -102,7 +120,8 @@ class Kaizend {
   // Waits until run `id` has taken at least one optimizer step.
   bool wait_training(uint64_t id, double timeout_s = 120) {
     const auto t0 = std::chrono::steady_clock::now();
-    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < timeout_s) {
+    while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() <
+           timeout_s) {
       nlohmann::json s = admin("train/status").json();
       if (s["state"] == "running" && s["run"]["id"] == id && s["run"]["phase"] == "train" &&
           s["run"]["step"].get<int64_t>() >= 1) {

@@ -40,10 +40,10 @@ using nlohmann::json;
 // What the clients were told was done, across every life.
 struct Acked {
   std::mutex mu;
-  std::vector<uint64_t> chats;                                // answer message ids, in order
-  std::vector<std::pair<uint64_t, std::string>> feedback;     // feedback id, correction
-  size_t chats_checked = 0, feedback_checked = 0;             // prefixes a check has read
-  uint64_t newest_published = 0;               // a run seen as published
+  std::vector<uint64_t> chats;                             // answer message ids, in order
+  std::vector<std::pair<uint64_t, std::string>> feedback;  // feedback id, correction
+  size_t chats_checked = 0, feedback_checked = 0;          // prefixes a check has read
+  uint64_t newest_published = 0;                           // a run seen as published
   size_t chats_total = 0, feedback_total = 0;
 };
 
@@ -57,8 +57,9 @@ void client(const std::string& socket, int index, const std::atomic<bool>& stop,
   for (int n = 0; !stop.load(); ++n) {
     const bool stream = n % 3 == 0;
     const std::string q = "Question " + std::to_string(index) + "." + std::to_string(n) + "?";
-    HttpResponse r = unix_request(socket, make_request("POST", "/v1/chat/completions",
-                                                       chat_body(q, stream, "kaizen", {{"max_tokens", 6}})));
+    HttpResponse r =
+        unix_request(socket, make_request("POST", "/v1/chat/completions",
+                                          chat_body(q, stream, "kaizen", {{"max_tokens", 6}})));
     if (r.status != 200) continue;
     uint64_t id = 0;
     if (stream) {
@@ -76,11 +77,12 @@ void client(const std::string& socket, int index, const std::atomic<bool>& stop,
     }
     if (rng() % 8) continue;
     const std::string correction = "Answer " + std::to_string(id) + ": Sabitech is in Hanoi.";
-    HttpResponse f = unix_request(
-        socket, make_request("POST", "/v1/feedback",
-                             json{{"message_id", std::to_string(id)}, {"rating", -1},
-                                  {"correction", correction}, {"user", "soak"}}
-                                 .dump()));
+    HttpResponse f = unix_request(socket, make_request("POST", "/v1/feedback",
+                                                       json{{"message_id", std::to_string(id)},
+                                                            {"rating", -1},
+                                                            {"correction", correction},
+                                                            {"user", "soak"}}
+                                                           .dump()));
     if (f.status != 200) continue;
     const uint64_t fid = to_id(f.json().value("id", std::string()));
     if (fid == 0) continue;
@@ -152,7 +154,8 @@ uint64_t check_state(const std::string& state, Acked& acked, bool all, std::mt19
       if (r.state != storage::RunState::kPublished) continue;
       for (uint64_t e : r.example_ids) {
         auto [it, fresh] = run_of.emplace(e, r.id);
-        EXPECT_TRUE(fresh) << "example " << e << " trained as new by runs " << it->second << " and " << r.id;
+        EXPECT_TRUE(fresh) << "example " << e << " trained as new by runs " << it->second << " and "
+                           << r.id;
       }
     }
   }
@@ -181,7 +184,8 @@ TEST(ServiceCrash, KillNineUnderLoadLosesNothingAcknowledged) {
   const std::string socket = "/tmp/kaizen-svc-crash-" + std::to_string(::getpid()) + ".sock";
   // Corrections by "soak" are approved at once, so runs have something to train.
   // Runs bounded in steps, so that one finishes within a life as the examples pile up.
-  const std::vector<std::string> flags = {"--train.trusted_authors=soak", "--train.epochs=8", "--train.max_steps=12"};
+  const std::vector<std::string> flags = {"--train.trusted_authors=soak", "--train.epochs=8",
+                                          "--train.max_steps=12"};
   std::mt19937 rng(std::random_device{}());
   Acked acked;
   uint64_t expect_active = 0;
@@ -195,17 +199,18 @@ TEST(ServiceCrash, KillNineUnderLoadLosesNothingAcknowledged) {
     std::vector<std::thread> clients;
     for (int c = 0; c < 3; ++c) clients.emplace_back(client, socket, c, std::cref(stop), &acked);
     // Kill at a random moment of this life; meanwhile start runs and note publishes. Every
-    // tenth life (the fourth, the 14th, ...) lasts until a run has published (then up to 0.5 s more: kills land
-    // in publishing, marking trained, swapping), so adapters change over the soak.
+    // tenth life (the fourth, the 14th, ...) lasts until a run has published (then up to 0.5 s
+    // more: kills land in publishing, marking trained, swapping), so adapters change over the soak.
     const bool until_publish = life % 10 == 3;
     const uint64_t published_before = acked.newest_published;
-    auto kill_at =
-        std::chrono::steady_clock::now() + std::chrono::milliseconds(std::uniform_int_distribution<int>(200, 4000)(rng));
+    auto kill_at = std::chrono::steady_clock::now() +
+                   std::chrono::milliseconds(std::uniform_int_distribution<int>(200, 4000)(rng));
     if (until_publish) kill_at = std::chrono::steady_clock::now() + std::chrono::seconds(90);
     while (std::chrono::steady_clock::now() < kill_at) {
       if (until_publish && acked.newest_published > published_before) {
         kill_at = std::min(kill_at, std::chrono::steady_clock::now() +
-                                        std::chrono::milliseconds(std::uniform_int_distribution<int>(0, 500)(rng)));
+                                        std::chrono::milliseconds(
+                                            std::uniform_int_distribution<int>(0, 500)(rng)));
       }
       json s = k.admin("train/status").json();
       if (s.is_object() && s["state"] == "idle") {
@@ -213,11 +218,13 @@ TEST(ServiceCrash, KillNineUnderLoadLosesNothingAcknowledged) {
           const uint64_t run = s["last"]["id"];
           json r = k.admin("runs/show", {{"id", run}}).json();
           std::lock_guard<std::mutex> lock(acked.mu);
-          acked.newest_published = std::max(acked.newest_published, r.value("adapter_version", uint64_t{0}));
+          acked.newest_published =
+              std::max(acked.newest_published, r.value("adapter_version", uint64_t{0}));
         }
         if (k.admin("train/now").status == 200) ++runs_started;
       }
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));  // polling rate, not synchronisation
+      std::this_thread::sleep_for(
+          std::chrono::milliseconds(50));  // polling rate, not synchronisation
     }
     k.kill9();
     stop.store(true);
@@ -225,12 +232,14 @@ TEST(ServiceCrash, KillNineUnderLoadLosesNothingAcknowledged) {
     expect_active = check_state(state, acked, /*all=*/life + 1 == kills, rng);
     if (HasFailure()) FAIL() << "after kill " << life + 1;
   }
-  const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-  std::printf("service crash test: %d kills, %zu chats and %zu feedback acknowledged and checked, %zu runs "
-              "started, newest published v%llu, %s, %.1f s\n",
-              kills, acked.chats.size(), acked.feedback.size(), runs_started,
-              static_cast<unsigned long long>(acked.newest_published), HasFailure() ? "SOME LOST" : "0 lost",
-              seconds);
+  const double seconds =
+      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf(
+      "service crash test: %d kills, %zu chats and %zu feedback acknowledged and checked, %zu runs "
+      "started, newest published v%llu, %s, %.1f s\n",
+      kills, acked.chats.size(), acked.feedback.size(), runs_started,
+      static_cast<unsigned long long>(acked.newest_published),
+      HasFailure() ? "SOME LOST" : "0 lost", seconds);
   EXPECT_GT(acked.chats.size(), static_cast<size_t>(kills));  // real load between kills
   ::unlink(socket.c_str());
 }

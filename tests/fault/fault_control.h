@@ -30,7 +30,8 @@ class FaultControl {
   void set(Mode mode) const {
     const char m = mode;
     int fd = ::open(path_.c_str(), O_WRONLY | O_CLOEXEC);
-    if (fd < 0 || ::pwrite(fd, &m, 1, 0) != 1) throw std::runtime_error("cannot set fault mode in " + path_);
+    if (fd < 0 || ::pwrite(fd, &m, 1, 0) != 1)
+      throw std::runtime_error("cannot set fault mode in " + path_);
     ::close(fd);
   }
 

@@ -70,52 +70,73 @@ static int sync_fault(int fd) {
 }
 
 // The next definition of `name` (libc's), looked up once.
-#define REAL(name)                                                  \
-  ({                                                                \
-    static __typeof__(&name) real_##name;                           \
+#define REAL(name)                                                              \
+  ({                                                                            \
+    static __typeof__(&name) real_##name;                                       \
     if (!real_##name) real_##name = (__typeof__(&name))dlsym(RTLD_NEXT, #name); \
-    real_##name;                                                    \
+    real_##name;                                                                \
   })
 
 ssize_t write(int fd, const void* buf, size_t n) {
   int e = write_fault(fd);
-  if (e) { errno = e; return -1; }
+  if (e) {
+    errno = e;
+    return -1;
+  }
   return REAL(write)(fd, buf, n);
 }
 
 ssize_t pwrite(int fd, const void* buf, size_t n, off_t off) {
   int e = write_fault(fd);
-  if (e) { errno = e; return -1; }
+  if (e) {
+    errno = e;
+    return -1;
+  }
   return REAL(pwrite)(fd, buf, n, off);
 }
 
 ssize_t pwrite64(int fd, const void* buf, size_t n, off64_t off) {
   int e = write_fault(fd);
-  if (e) { errno = e; return -1; }
+  if (e) {
+    errno = e;
+    return -1;
+  }
   return REAL(pwrite64)(fd, buf, n, off);
 }
 
 ssize_t writev(int fd, const struct iovec* iov, int cnt) {
   int e = write_fault(fd);
-  if (e) { errno = e; return -1; }
+  if (e) {
+    errno = e;
+    return -1;
+  }
   return REAL(writev)(fd, iov, cnt);
 }
 
 ssize_t pwritev(int fd, const struct iovec* iov, int cnt, off_t off) {
   int e = write_fault(fd);
-  if (e) { errno = e; return -1; }
+  if (e) {
+    errno = e;
+    return -1;
+  }
   return REAL(pwritev)(fd, iov, cnt, off);
 }
 
 int fallocate(int fd, int m, off_t off, off_t len) {
   int e = write_fault(fd);
-  if (e) { errno = e; return -1; }
+  if (e) {
+    errno = e;
+    return -1;
+  }
   return REAL(fallocate)(fd, m, off, len);
 }
 
 int fallocate64(int fd, int m, off64_t off, off64_t len) {
   int e = write_fault(fd);
-  if (e) { errno = e; return -1; }
+  if (e) {
+    errno = e;
+    return -1;
+  }
   return REAL(fallocate64)(fd, m, off, len);
 }
 
@@ -127,19 +148,28 @@ int posix_fallocate(int fd, off_t off, off_t len) {
 
 int fsync(int fd) {
   int e = sync_fault(fd);
-  if (e) { errno = e; return -1; }
+  if (e) {
+    errno = e;
+    return -1;
+  }
   return REAL(fsync)(fd);
 }
 
 int fdatasync(int fd) {
   int e = sync_fault(fd);
-  if (e) { errno = e; return -1; }
+  if (e) {
+    errno = e;
+    return -1;
+  }
   return REAL(fdatasync)(fd);
 }
 
 int sync_file_range(int fd, off64_t off, off64_t n, unsigned int flags) {
   int e = sync_fault(fd);
-  if (e) { errno = e; return -1; }
+  if (e) {
+    errno = e;
+    return -1;
+  }
   return REAL(sync_file_range)(fd, off, n, flags);
 }
 

@@ -56,8 +56,10 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const auto* file = data + nul + 1;
   const size_t file_size = size - nul - 1;
   try {
-    const model::SafetensorsHeader h = model::parse_safetensors_header("adapter_model.safetensors", file, file_size);
-    const auto plan = adapter::plan_peft_tensors(config, tiny_model(), h.tensors, "adapter_model.safetensors");
+    const model::SafetensorsHeader h =
+        model::parse_safetensors_header("adapter_model.safetensors", file, file_size);
+    const auto plan =
+        adapter::plan_peft_tensors(config, tiny_model(), h.tensors, "adapter_model.safetensors");
     FUZZ_CHECK(!plan.empty());
     FUZZ_CHECK(plan.size() * 2 == h.tensors.size());  // every tensor is one module's A or B
     std::set<std::pair<int64_t, int>> seen;

@@ -298,7 +298,8 @@ size_t kill_rounds(int kills, std::mt19937& rng) {
     plan.all = round + 1 == kills;
     acked = check_state(tmp.path(), plan, rng);
     if (::testing::Test::HasFailure()) {
-      ADD_FAILURE() << "after kill " << round + 1 << "; child log:\n" << test::read_file(tmp.sub("child.log"));
+      ADD_FAILURE() << "after kill " << round + 1 << "; child log:\n"
+                    << test::read_file(tmp.sub("child.log"));
       return acked;
     }
   }
@@ -321,8 +322,9 @@ TEST(CrashTest, KillNineKeepsEveryAcknowledgedSyncWrite) {
   }
   const double seconds =
       std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-  std::printf("crash test: %d kills on %d database(s), %zu acknowledged sync writes checked, %s, %.1f s\n",
-              kills, databases, acked, HasFailure() ? "SOME LOST OR TORN" : "0 lost", seconds);
+  std::printf(
+      "crash test: %d kills on %d database(s), %zu acknowledged sync writes checked, %s, %.1f s\n",
+      kills, databases, acked, HasFailure() ? "SOME LOST OR TORN" : "0 lost", seconds);
   EXPECT_GT(acked, size_t(kills));  // the child got real work done between kills
 }
 

@@ -63,7 +63,8 @@ std::string env(const char* name) {
 // acknowledged), reads and backups behave, and writes work again once space returns,
 // without reopening.
 TEST(DISABLED_DiskFaultChild, FullDiskThenSpaceReturns) {
-  const std::string dir = env("KAIZEN_DISK_DIR");  // the disk that fails; the control file is outside
+  const std::string dir =
+      env("KAIZEN_DISK_DIR");  // the disk that fails; the control file is outside
   FaultControl fault(env("KAIZEN_FAULT_CTL"), dir);
   auto opened = Store::open(dir + "/db");
   ASSERT_OK(opened.status());
@@ -100,8 +101,9 @@ TEST(DISABLED_DiskFaultChild, FullDiskThenSpaceReturns) {
     after = store.add_example(approved_example("after"));
   }
   ASSERT_OK(after.status());
-  std::printf("disk fault: writes resumed %.0f ms after space returned\n",
-              std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
+  std::printf(
+      "disk fault: writes resumed %.0f ms after space returned\n",
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count());
   EXPECT_OK(store.write_health());
   EXPECT_OK(store.backup(dir + "/backups"));
 }
@@ -109,7 +111,8 @@ TEST(DISABLED_DiskFaultChild, FullDiskThenSpaceReturns) {
 // Runs in the child, under the injector. A failing disk: writes are refused as IOError
 // (and stay refused: RocksDB needs a reopen), reads keep working, nothing crashes.
 TEST(DISABLED_DiskFaultChild, FailingDisk) {
-  const std::string dir = env("KAIZEN_DISK_DIR");  // the disk that fails; the control file is outside
+  const std::string dir =
+      env("KAIZEN_DISK_DIR");  // the disk that fails; the control file is outside
   FaultControl fault(env("KAIZEN_FAULT_CTL"), dir);
   auto opened = Store::open(dir + "/db");
   ASSERT_OK(opened.status());

@@ -16,7 +16,6 @@
 
 #include "testing/kaizen_test.h"
 
-
 namespace kaizen::storage::test {
 
 TempDir::TempDir() {
@@ -78,8 +77,8 @@ void raw_delete(const std::string& dir, const std::string& cf, const std::string
 
 pid_t spawn_helper(const std::string& test_name, const std::map<std::string, std::string>& env,
                    const std::string& log_path) {
-  kaizen::testing::ExecArgs exec({"/proc/self/exe", "--gtest_also_run_disabled_tests", "--gtest_filter=" + test_name},
-                                 env);
+  kaizen::testing::ExecArgs exec(
+      {"/proc/self/exe", "--gtest_also_run_disabled_tests", "--gtest_filter=" + test_name}, env);
   int log_fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
   pid_t pid = fork();
   if (pid == 0) {

@@ -3,6 +3,8 @@
 // state with a deadline (wait_until: the project's rule is no sleeps as synchronisation).
 #pragma once
 
+#include <sys/wait.h>
+#include <unistd.h>
 #include <algorithm>
 #include <array>
 #include <chrono>
@@ -15,8 +17,6 @@
 #include <string>
 #include <thread>
 #include <vector>
-#include <sys/wait.h>
-#include <unistd.h>
 
 #include <gtest/gtest.h>
 
@@ -129,7 +129,8 @@ bool wait_until(Pred p, std::chrono::milliseconds timeout, const std::string& wh
 // child of a threaded process may only call async-signal-safe functions.
 class ExecArgs {
  public:
-  ExecArgs(std::vector<std::string> args, const std::map<std::string, std::string>& env) : args_(std::move(args)) {
+  ExecArgs(std::vector<std::string> args, const std::map<std::string, std::string>& env)
+      : args_(std::move(args)) {
     for (char** e = environ; *e; ++e) envs_.emplace_back(*e);
     for (const auto& [k, v] : env) envs_.push_back(k + "=" + v);
     for (auto& a : args_) argv_.push_back(a.data());
