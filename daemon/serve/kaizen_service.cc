@@ -4,10 +4,8 @@
 #include <atomic>
 #include <chrono>
 #include <filesystem>
-#include <fstream>
 #include <mutex>
 #include <optional>
-#include <sstream>
 #include <thread>
 
 #include <spdlog/spdlog.h>
@@ -41,37 +39,9 @@ int64_t now_ms() {
       .count();
 }
 
-std::string read_file(const std::string& path, const std::string& what) {
-  std::ifstream in(path, std::ios::binary);
-  if (!in) throw std::runtime_error(what + " '" + path + "' cannot be read");
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void replace_all(std::string& s, const std::string& from, const std::string& to) {
-  for (size_t p = s.find(from); p != std::string::npos; p = s.find(from, p + to.size())) {
-    s.replace(p, from.size(), to);
-  }
-}
-
 Error from_status(const storage::Status& st) { return http_error(failure_from(st)); }
 
-
-
 }  // namespace
-
-std::string render_system_prompt(const Config& config) {
-  std::string tmpl = config.system_prompt;
-  if (!config.system_prompt_file.empty()) tmpl = read_file(config.system_prompt_file, "system_prompt_file");
-  if (tmpl.empty()) return "";
-  std::string company;
-  if (!config.company_info_file.empty()) company = read_file(config.company_info_file, "company_info_file");
-  replace_all(tmpl, "{agent_name}", config.agent_name);
-  replace_all(tmpl, "{agent_creator}", config.agent_creator);
-  replace_all(tmpl, "{company_info}", company);
-  return tmpl;
-}
 
 class KaizenService : public Service {
  public:
@@ -372,20 +342,8 @@ class KaizenService : public Service {
   }
 
   std::string metrics_text() override {
-    std::string storage_text =
-        "# HELP kaizen_store_write_failures_total Store writes refused by the disk (full or "
-        "failing).\n"
-        "# TYPE kaizen_store_write_failures_total counter\nkaizen_store_write_failures_total " +
-        std::to_string(store_->failed_writes()) +
-        "\n# HELP kaizen_store_writable 1 while the store takes writes, 0 while the disk refuses "
-        "them.\n"
-        "# TYPE kaizen_store_writable gauge\nkaizen_store_writable " +
-        (store_->write_health().ok() ? "1" : "0") +
-        "\n# HELP kaizen_chat_unlogged_total Chats answered while the store could not log them.\n"
-        "# TYPE kaizen_chat_unlogged_total counter\nkaizen_chat_unlogged_total " +
-        std::to_string(unlogged_chats_.load()) + "\n";
     return engine_metrics_text(*engine_, registry_.active().version) + learner_->metrics_text() +
-           storage_text;
+           store_metrics_text(*store_, unlogged_chats_.load());
   }
 
   Result<json> admin(const std::string& method, const std::string& op, const json& args,

@@ -37,4 +37,16 @@ std::string engine_metrics_text(const Engine& engine, uint64_t active_version) {
   return o.str();
 }
 
+std::string store_metrics_text(const storage::Store& store, uint64_t unlogged_chats) {
+  std::ostringstream o;
+  o << "# HELP kaizen_store_write_failures_total Store writes refused by the disk (full or failing).\n"
+    << "# TYPE kaizen_store_write_failures_total counter\nkaizen_store_write_failures_total "
+    << store.failed_writes() << "\n"
+    << "# HELP kaizen_store_writable 1 while the store takes writes, 0 while the disk refuses them.\n"
+    << "# TYPE kaizen_store_writable gauge\nkaizen_store_writable " << (store.write_health().ok() ? 1 : 0) << "\n"
+    << "# HELP kaizen_chat_unlogged_total Chats answered while the store could not log them.\n"
+    << "# TYPE kaizen_chat_unlogged_total counter\nkaizen_chat_unlogged_total " << unlogged_chats << "\n";
+  return o.str();
+}
+
 }  // namespace kaizen::daemon
