@@ -108,8 +108,9 @@ TEST(DISABLED_DiskFaultChild, FullDiskThenSpaceReturns) {
   EXPECT_OK(store.backup(dir + "/backups"));
 }
 
-// Runs in the child, under the injector. A failing disk: writes are refused as IOError
-// (and stay refused: RocksDB needs a reopen), reads keep working, nothing crashes.
+// Runs in the child, under the injector. A failing disk: writes are refused as IOError,
+// reads keep working, nothing crashes (RocksDB then writes again only after a reopen,
+// which the parent test does).
 TEST(DISABLED_DiskFaultChild, FailingDisk) {
   const std::string dir =
       env("KAIZEN_DISK_DIR");  // the disk that fails; the control file is outside
